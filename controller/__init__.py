@@ -1,0 +1,1 @@
+"""netctl: Docker's container networking as a declarative reconcile controller."""

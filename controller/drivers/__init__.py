@@ -1,0 +1,46 @@
+"""Network drivers: pure functions from a network and its endpoints to kernel resources.
+
+A driver knows how one kind of network maps to the kernel; the planner knows nothing about
+drivers. Adding a driver means adding a module here and registering it below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from controller.model import EndpointTarget, NetworkTarget, Resource
+
+
+class Driver(Protocol):
+    name: str
+
+    def network_resources(
+        self, network: NetworkTarget, endpoints: Sequence[EndpointTarget]
+    ) -> list[Resource]:
+        """Host-side objects of the network itself (a bridge and its gateway address...)."""
+        ...
+
+    def endpoint_resources(self, network: NetworkTarget, endpoint: EndpointTarget) -> list[Resource]:
+        """Host-side objects of one endpoint (the veth and where it is plugged in)."""
+        ...
+
+
+def get(name: str) -> Driver:
+    from controller.drivers import bridge, host, none
+
+    registry: dict[str, Driver] = {
+        "bridge": bridge.BridgeDriver(),
+        "host": host.HostDriver(),
+        "none": none.NoneDriver(),
+    }
+    try:
+        from controller.drivers import overlay
+
+        registry["overlay"] = overlay.OverlayDriver()
+    except ImportError:  # the overlay driver arrives with multi-host support
+        pass
+    try:
+        return registry[name]
+    except KeyError:
+        raise KeyError(f"no network driver named {name!r}") from None

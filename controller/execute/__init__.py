@@ -1,0 +1,66 @@
+"""Plan -> kernel: run each action through the backend for its kind.
+
+Work is batched where the kernel allows it: every veth the plan deletes goes in one netlink
+message (interface group delete), firewall tables are restored once each. Every action is
+logged with its duration; `progress` is called after each one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from controller.errors import ApplyError
+from controller.execute import files
+from controller.execute.netlink import NetlinkBackend
+from controller.kernel.netns import Sockets
+from controller.model import Action, Kind, Op, Plan
+
+log = structlog.get_logger("netctl.execute")
+
+
+@dataclass
+class Report:
+    done: list[Action] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def execute(
+    plan: Plan,
+    sockets: Sockets,
+    progress: Callable[[Action], None] | None = None,
+) -> Report:
+    backend = NetlinkBackend(sockets)
+    report = Report()
+    start = time.perf_counter()
+    veth_deletes = [a for a in plan.actions if a.op is Op.DELETE and a.resource.kind is Kind.VETH]
+    in_batch = {id(a) for a in veth_deletes}
+    batched = False
+    for action in plan.actions:
+        t0 = time.perf_counter()
+        try:
+            if id(action) in in_batch:
+                if not batched:
+                    backend.delete_links_at_once([a.resource.attrs["name"] for a in veth_deletes])
+                    batched = True
+            elif action.resource.kind is Kind.FILE:
+                files.apply(action)
+            else:
+                backend.apply(action)
+        except Exception as exc:  # a kernel or file error: report which action failed
+            log.error("action failed", op=action.op.value, resource=action.resource.key, error=str(exc))
+            raise ApplyError(
+                f"{action.op.value} {action.resource.key} failed: {exc}"
+            ) from exc
+        log.info(
+            "action", op=action.op.value, resource=action.resource.key,
+            ms=round((time.perf_counter() - t0) * 1000, 3),
+        )
+        report.done.append(action)
+        if progress is not None:
+            progress(action)
+    report.seconds = time.perf_counter() - start
+    return report

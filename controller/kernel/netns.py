@@ -1,0 +1,168 @@
+"""Named network namespaces and one netlink socket per namespace, without helper processes.
+
+A netlink socket stays in the namespace it was created in, so we create it after `setns()`
+into the namespace and switch straight back: about 1 ms, where pyroute2's `IPRoute(netns=)`
+forks a process per socket. Namespaces are created the way `ip netns add` does (unshare,
+then bind-mount the namespace file onto /run/netns/NAME), also in-process.
+
+Only the calling thread changes namespace, and only for the duration of one call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyroute2 import IPRoute
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+NETNS_RUN_DIR = os.environ.get("NETCTL_NETNS_DIR", "/run/netns")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str, target: str = "") -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", target)
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source: str, target: str, fstype: str, flags: int, data: str | None = None) -> None:
+    _check(
+        _libc.mount(
+            source.encode(), target.encode(), fstype.encode(), flags,
+            data.encode() if data else None,
+        ),
+        "mount",
+        target,
+    )
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    _check(_libc.umount2(target.encode(), flags), "umount", target)
+
+
+def path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def list_names() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def exists(name: str) -> bool:
+    return os.path.exists(path(name))
+
+
+@contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the block with this thread in namespace `name`, then return to where it was."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        fd = os.open(path(name), os.O_RDONLY)
+        try:
+            setns(fd)
+        finally:
+            os.close(fd)
+        try:
+            yield
+        finally:
+            setns(home)
+    finally:
+        os.close(home)
+
+
+class Sockets:
+    """One IPRoute per namespace, opened on first use and closed together."""
+
+    def __init__(self) -> None:
+        self._by_ns: dict[str | None, IPRoute] = {}
+
+    def __enter__(self) -> Sockets:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, netns: str | None) -> IPRoute:
+        ipr = self._by_ns.get(netns)
+        if ipr is None:
+            if netns is None:
+                ipr = IPRoute()
+            else:
+                with entered(netns):
+                    ipr = IPRoute()
+            self._by_ns[netns] = ipr
+        return ipr
+
+    def create(self, name: str) -> IPRoute:
+        """Create namespace `name` (with `lo` up) and return its socket."""
+        os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+        target = path(name)
+        fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        os.close(fd)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            unshare(CLONE_NEWNET)
+            try:
+                mount("/proc/thread-self/ns/net", target, "none", MS_BIND)
+                ipr = IPRoute()
+                ipr.link("set", index=1, state="up")
+            finally:
+                setns(home)
+        except BaseException:
+            _remove_mountpoint(target)
+            raise
+        finally:
+            os.close(home)
+        self._by_ns[name] = ipr
+        return ipr
+
+    def delete(self, name: str) -> None:
+        ipr = self._by_ns.pop(name, None)
+        if ipr is not None:
+            ipr.close()
+        _remove_mountpoint(path(name))
+
+    def forget(self, name: str) -> None:
+        ipr = self._by_ns.pop(name, None)
+        if ipr is not None:
+            ipr.close()
+
+    def close(self) -> None:
+        for ipr in self._by_ns.values():
+            ipr.close()
+        self._by_ns.clear()
+
+
+def _remove_mountpoint(target: str) -> None:
+    try:
+        umount(target)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
+            raise
+    try:
+        os.unlink(target)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,80 @@
+"""Kernel -> Observed: read what netctl owns, and the host facts that resolve needs.
+
+`containers` names the namespaces netctl owns (from the store and the target); nothing else
+is read as ours. Observation can be limited to some namespaces (`only`), e.g. to verify
+what an apply touched without re-reading a thousand containers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection
+from dataclasses import replace
+
+from controller import etcfiles, names, resources
+from controller.kernel import netns
+from controller.kernel.netns import Sockets
+from controller.model import IPNetwork, Kind, Observed, Resource
+from controller.observe import files, netlink
+from controller.resolve import HostFacts
+
+HOST_RESOLV_CONF = "/etc/resolv.conf"
+
+
+def observe(sockets: Sockets, containers: Collection[str]) -> Observed:
+    root = sockets.get(None)
+    bridges, links = netlink.host_links(root)
+    out: list[Resource] = list(bridges)
+    bridge_names = {r.attrs["name"] for r in bridges}
+    out.extend(
+        netlink.addresses(
+            root, None,
+            {i: m.get("IFLA_IFNAME") for i, m in links.items() if m.get("IFLA_IFNAME") in bridge_names},
+        )
+    )
+    present = set(netns.list_names())
+    peers: dict[int, tuple[str, str]] = {}
+    inner: list[Resource] = []
+    for name in sorted(set(containers) & present):
+        out.append(resources.netns(name))
+        found, found_peers = netlink.container(sockets.get(name), name)
+        inner.extend(found)
+        peers.update(found_peers)
+    veths = netlink.host_veths(links, peers)
+    out.extend(veths)
+    out.extend(_join_container_ends(inner, veths))
+    out.extend(files.container_files(containers))
+    return Observed(tuple(out))
+
+
+def _join_container_ends(inner: list[Resource], veths: list[Resource]) -> list[Resource]:
+    """A container end's parent is its host veth, known only once both sides are read."""
+    host_of = {(v.attrs["peer_netns"], v.attrs["peer_ifname"]): v.attrs["name"] for v in veths}
+    out = []
+    for r in inner:
+        if r.kind is Kind.NSLINK:
+            assert r.netns is not None
+            host = host_of.get((r.netns, r.attrs["name"]))
+            parent = resources.link_key(None, host) if host else resources.netns_key(r.netns)
+            r = replace(r, deps=(parent,), parent=parent)
+        out.append(r)
+    return out
+
+
+def host_facts(sockets: Sockets) -> HostFacts:
+    """Routes already on the host (pool subnets must avoid them, except routes on our own
+    bridges) and the host's resolvers."""
+    root = sockets.get(None)
+    ours = {m["index"] for m in root.get_links() if names.is_owned_alias(m.get("IFLA_IFALIAS"))}
+    routes: list[IPNetwork] = []
+    for msg in root.get_routes(table=netlink.RT_TABLE_MAIN):
+        dst = msg.get("RTA_DST")
+        if dst is None or msg["dst_len"] == 0 or msg.get("RTA_OIF") in ours:
+            continue
+        routes.append(ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False))
+    try:
+        with open(HOST_RESOLV_CONF, encoding="utf-8") as f:
+            servers, search = etcfiles.host_resolvers(f.read())
+    except OSError:
+        servers, search = (), ()
+    return HostFacts(tuple(routes), servers, search)

@@ -1,0 +1,201 @@
+"""load -> resolve -> observe -> plan -> execute -> verify, in one place.
+
+Every command that changes state (apply, delete, network create/rm/connect/disconnect, the
+controller's reconciles) goes through `reconcile`: the desired documents are the store's
+plus or minus the change, validated as a whole, allocated and persisted before the kernel
+is touched, then converged and verified.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from controller import load, observe, resources
+from controller.desired import desired_resources
+from controller.errors import ApplyError, ConflictError, NotFoundError, UserError
+from controller.execute import Report, execute
+from controller.kernel.netns import Sockets
+from controller.model import Action, Document, Observed, Op, Plan, Resource, Spec, Target
+from controller.plan import diff_attrs, plan
+from controller.resolve import ResolveError, resolve
+from controller.store import Store, locked
+
+log = structlog.get_logger("netctl")
+
+BUILTIN_NETWORKS = ("bridge", "host", "none")
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    target: Target
+    observed: Observed
+    report: Report | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Session:
+    """An open state directory and netlink sockets, for one command."""
+
+    state_dir: str
+    lock_timeout: float = 30.0
+    progress: Callable[[Plan], Callable[[Action], None] | None] | None = None
+
+    def __post_init__(self) -> None:
+        self.store = Store(self.state_dir)
+        self.sockets = Sockets()
+
+    def close(self) -> None:
+        self.sockets.close()
+        self.store.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ commands
+
+    def apply(self, documents: Sequence[Document], origin: str = "apply", dry_run: bool = False) -> Outcome:
+        with locked(self.state_dir, self.lock_timeout):
+            return self.converge(merge(self.store.documents(), documents), origin, documents, dry_run)
+
+    def delete(self, keys: Sequence[tuple[str, str]], dry_run: bool = False, missing_ok: bool = False) -> Outcome:
+        with locked(self.state_dir, self.lock_timeout):
+            stored = self.store.documents()
+            present = {(d.kind, d.name) for d in stored}
+            for kind, name in keys:
+                if kind == "Network" and name in BUILTIN_NETWORKS:
+                    raise ConflictError(f"{name} is a pre-defined network and cannot be removed")
+                if (kind, name) not in present and not missing_ok:
+                    raise NotFoundError(f"no {kind.lower()} named {name!r}")
+            remaining = [d for d in stored if (d.kind, d.name) not in set(keys)]
+            _refuse_networks_in_use(keys, remaining, self.store)
+            return self.converge(remaining, "apply", [], dry_run)
+
+    def current(self) -> Outcome:
+        """The plan that would bring the kernel back to what was applied: drift."""
+        with locked(self.state_dir, self.lock_timeout):
+            return self.converge(self.store.documents(), "apply", [], dry_run=True)
+
+    def edit(self, change: Callable[[list[Document]], list[Document]], dry_run: bool = False) -> Outcome:
+        """Imperative commands (network connect/disconnect): rewrite stored documents."""
+        with locked(self.state_dir, self.lock_timeout):
+            return self.converge(change(self.store.documents()), "cli", [], dry_run)
+
+    # ------------------------------------------------------------------ the pipeline
+
+    def converge(
+        self,
+        documents: list[Document],
+        origin: str,
+        changed: Sequence[Document],
+        dry_run: bool,
+    ) -> Outcome:
+        spec = build(documents)
+        facts = observe.host_facts(self.sockets)
+        when = now()
+        try:
+            target, allocations = resolve(spec, self.store.allocations(), facts, when)
+        except ResolveError as exc:
+            raise UserError(str(exc)) from exc
+        wanted = desired_resources(target)
+        target_ns = {c.netns for c in target.containers if c.netns}
+        owned = self.store.owned_netns()
+        if not dry_run:
+            origins = self.store.origins()
+            origins.update({(d.kind, d.name): origin for d in changed})
+            self.store.save(documents, origins, allocations, target_ns, when)
+        seen = observe.observe(self.sockets, owned | target_ns)
+        the_plan = plan(wanted, seen)
+        outcome = Outcome(the_plan, target, seen)
+        if dry_run or the_plan.empty:
+            if not dry_run:
+                self.store.forget_netns(owned - target_ns)
+            return outcome
+        callback = self.progress(the_plan) if self.progress else None
+        outcome.report = execute(the_plan, self.sockets, callback)
+        self.store.forget_netns(owned - target_ns)
+        verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan)))
+        return outcome
+
+
+def build(documents: Sequence[Document]) -> Spec:
+    """The spec of these documents; the built-in networks exist while anything else does."""
+    builtin = load.load_builtin() if documents else []
+    return load.build_spec(documents, builtin)
+
+
+def merge(stored: Sequence[Document], new: Sequence[Document]) -> list[Document]:
+    """Later documents replace stored ones of the same kind and name (kubectl apply)."""
+    replaced = {(d.kind, d.name) for d in new}
+    return [d for d in stored if (d.kind, d.name) not in replaced] + list(new)
+
+
+def _refuse_networks_in_use(keys: Sequence[tuple[str, str]], remaining: Sequence[Document], store: Store) -> None:
+    doomed = {name for kind, name in keys if kind == "Network"}
+    if not doomed:
+        return
+    ids = store.allocations().ids
+    for doc in remaining:
+        if doc.kind != "Container":
+            continue
+        for att in doc.body.get("spec", {}).get("networks", ["bridge"]):
+            net = att if isinstance(att, str) else att.get("name")
+            if net in doomed:
+                net_id = ids.get(("network", net), "")
+                raise ConflictError(
+                    f"error while removing network: network {net} id {net_id} has active "
+                    f"endpoints (container {doc.name})"
+                )
+
+
+def touched_netns(p: Plan) -> set[str]:
+    out = set()
+    for a in p.actions:
+        r = a.resource
+        if r.netns:
+            out.add(r.netns)
+        for name in (r.attrs.get("peer_netns"), r.attrs.get("name") if r.key.startswith("netns:") else None):
+            if name:
+                out.add(name)
+    return out
+
+
+def verify(p: Plan, after: Observed) -> None:
+    """Re-read the kernel: every created or updated resource is there as planned, every
+    deleted one is gone. Report what did not converge, attribute by attribute."""
+    seen = after.by_key()
+    recreated = {a.resource.key for a in p.actions if a.op is not Op.DELETE}
+    problems = []
+    for a in p.actions:
+        r = a.resource
+        have = seen.get(r.key)
+        if a.op is Op.DELETE:
+            if have is not None and r.key not in recreated:
+                problems.append(f"- {r.key}: still present")
+        elif have is None:
+            problems.append(f"+ {r.key}: missing after apply")
+        else:
+            problems.extend(
+                f"~ {r.key}: {c.name} is {c.old!r}, wanted {c.new!r}" for c in diff_attrs(have, r)
+            )
+    if problems:
+        raise ApplyError("the kernel did not converge:\n  " + "\n  ".join(problems))
+
+
+def keys_of(documents: Sequence[Document]) -> list[tuple[str, str]]:
+    return [(d.kind, d.name) for d in documents]
+
+
+__all__ = ["Session", "Outcome", "build", "merge", "verify", "Resource"]

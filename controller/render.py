@@ -1,0 +1,220 @@
+"""Text and JSON views of plans, networks and containers (pure: values in, strings out)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from controller.model import Action, Kind, Observed, Op, Plan, Resource, Target
+
+_LABEL = {
+    Kind.NETNS: "namespace",
+    Kind.BRIDGE: "bridge",
+    Kind.VETH: "veth",
+    Kind.NSLINK: "interface",
+    Kind.ADDRESS: "address",
+    Kind.ROUTE: "route",
+    Kind.FILE: "file",
+    Kind.SYSCTL: "sysctl",
+    Kind.CHAIN: "chain",
+}
+
+
+def describe(r: Resource) -> str:
+    """`bridge netctl0`, `address container1/eth0 172.17.0.2/16`, ..."""
+    a = r.attrs
+    where = f"{r.netns}/" if r.netns else ""
+    match r.kind:
+        case Kind.NETNS:
+            return f"namespace {a['name']}"
+        case Kind.BRIDGE:
+            return f"bridge {a['name']}"
+        case Kind.VETH:
+            plug = f" -> {a['master']}" if a.get("master") else ""
+            return f"veth {a['name']} ({a['peer_netns']}/{a['peer_ifname']}{plug})"
+        case Kind.NSLINK:
+            return f"interface {where}{a['name']} ({a['mac']})"
+        case Kind.ADDRESS:
+            return f"address {where}{a['dev']} {a['address']}"
+        case Kind.ROUTE:
+            return f"route {where}{a['dst']} via {a['gateway']} dev {a['dev']}"
+        case Kind.FILE:
+            return f"file {a['path']}"
+        case _:
+            return f"{_LABEL[r.kind]} {r.key.split(':', 1)[1]}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"({len(str(value))} characters)"
+
+
+def plan_text(p: Plan) -> str:
+    lines = []
+    for a in p.actions:
+        line = f"{a.symbol} {describe(a.resource)}"
+        if a.op is Op.UPDATE:
+            line += ": " + ", ".join(
+                f"{c.name} {_short(c.old)} -> {_short(c.new)}" for c in a.changes
+            )
+        lines.append(line)
+    if p.empty:
+        lines.append("no changes")
+    else:
+        lines.append(f"Plan: {p.summary()}.")
+    return "\n".join(lines) + "\n"
+
+
+def plan_json(p: Plan) -> list[dict[str, Any]]:
+    return [action_json(a) for a in p.actions]
+
+
+def action_json(a: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "op": a.op.value,
+        "kind": a.resource.kind.value,
+        "key": a.resource.key,
+        "netns": a.resource.netns,
+        "attrs": dict(a.resource.attrs),
+    }
+    if a.changes:
+        out["changes"] = [{"name": c.name, "old": c.old, "new": c.new} for c in a.changes]
+    return out
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Docker's plain column layout: left-aligned, three spaces between columns."""
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    out = []
+    for row in [headers, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=False)]
+        out.append("   ".join(cells).rstrip())
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------- Docker-shaped views
+
+
+def network_rows(target: Target) -> list[list[str]]:
+    return [[n.short_id, n.name, n.driver, n.scope] for n in sorted(target.networks, key=lambda n: n.name)]
+
+
+def network_inspect(target: Target, observed: Observed, name: str) -> dict[str, Any]:
+    """`docker network inspect`'s JSON, endpoint facts taken from the kernel."""
+    n = target.network(name)
+    assert n is not None
+    seen = observed.by_key()
+    containers: dict[str, Any] = {}
+    for c in target.containers:
+        for ep in c.endpoints:
+            if ep.network != name:
+                continue
+            facts = endpoint_facts(seen, c.netns or "", ep.ifname)
+            containers[c.id] = {
+                "Name": c.name,
+                "EndpointID": ep.id,
+                "MacAddress": facts["mac"],
+                "IPv4Address": facts["ipv4"],
+                "IPv6Address": facts["ipv6"],
+            }
+    return {
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": n.scope,
+        "Driver": n.driver,
+        "EnableIPv6": n.enable_ipv6,
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [
+                {
+                    "Subnet": str(s.subnet),
+                    **({"Gateway": str(s.gateway.ip)} if s.gateway else {}),
+                    **({"IPRange": str(s.ip_range)} if s.ip_range else {}),
+                    **({"AuxiliaryAddresses": dict(s.aux_addresses)} if s.aux_addresses else {}),
+                }
+                for s in n.subnets
+            ],
+        },
+        "Internal": n.internal,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": containers,
+        "Options": dict(n.options),
+        "Labels": dict(n.labels),
+    }
+
+
+def endpoint_facts(seen: dict[str, Resource], netns: str, ifname: str) -> dict[str, str]:
+    """MAC and addresses of a container interface as the kernel has them ('' if absent)."""
+    link = seen.get(f"link:{netns}/{ifname}")
+    prefix = f"addr:{netns}/{ifname}/"
+    addrs = [k[len(prefix):] for k in seen if k.startswith(prefix)]
+    return {
+        "mac": link.attrs["mac"] if link else "",
+        "ipv4": next((a for a in addrs if ":" not in a), ""),
+        "ipv6": next((a for a in addrs if ":" in a), ""),
+    }
+
+
+def container_rows(target: Target) -> list[list[str]]:
+    rows = []
+    for c in sorted(target.containers, key=lambda c: c.name):
+        nets = ",".join(ep.network for ep in c.endpoints) or ("host" if c.netns is None else "none")
+        addrs = ",".join(str(ep.ipv4.ip) for ep in c.endpoints if ep.ipv4)
+        ports = ",".join(
+            f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol.value}" for p in c.ports
+        )
+        rows.append([c.short_id, c.name, nets, addrs, ports])
+    return rows
+
+
+def container_inspect(target: Target, observed: Observed, name: str) -> dict[str, Any]:
+    c = target.container(name)
+    assert c is not None
+    seen = observed.by_key()
+    networks = {}
+    for ep in c.endpoints:
+        facts = endpoint_facts(seen, c.netns or "", ep.ifname)
+        networks[ep.network] = {
+            "Aliases": list(ep.aliases),
+            "NetworkID": target.network(ep.network).id,  # type: ignore[union-attr]
+            "EndpointID": ep.id,
+            "Gateway": str(ep.gateway4 or ""),
+            "IPAddress": facts["ipv4"].split("/")[0],
+            "IPPrefixLen": int(facts["ipv4"].split("/")[1]) if facts["ipv4"] else 0,
+            "GlobalIPv6Address": facts["ipv6"].split("/")[0],
+            "MacAddress": facts["mac"],
+        }
+    return {
+        "Id": c.id,
+        "Name": "/" + c.name,
+        "Created": c.created,
+        "Config": {"Hostname": c.hostname, "Labels": dict(c.labels)},
+        "HostConfig": {
+            "Links": [f"/{link.container}:/{c.name}/{link.alias}" for link in c.links],
+            "Dns": list(c.dns),
+            "DnsSearch": list(c.dns_search),
+            "ExtraHosts": [f"{h}:{ip}" for h, ip in c.extra_hosts],
+        },
+        "NetworkSettings": {
+            "SandboxKey": f"/run/netns/{c.netns}" if c.netns else "",
+            "HostsPath": f"/etc/netns/{c.name}/hosts",
+            "ResolvConfPath": f"/etc/netns/{c.name}/resolv.conf",
+            "Ports": {
+                f"{p.container_port}/{p.protocol.value}": [
+                    {"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(p.host_port)}
+                ]
+                for p in c.ports
+            },
+            "Networks": networks,
+        },
+    }
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=4) + "\n"

@@ -1,0 +1,109 @@
+"""Constructors for resources, shared by drivers (what should be) and observe (what is).
+
+Both sides build keys and attributes here, so that a difference between them is always a
+difference in the kernel and never one of spelling.
+
+Keys: `netns:NAME`, `link:NS/IFNAME` (NS empty for the host), `addr:NS/IFNAME/CIDR`,
+`route:NS/DST`, `file:PATH`, `sysctl:NS/NAME`, `chain:FAMILY/TABLE/CHAIN`.
+"""
+
+from __future__ import annotations
+
+from controller.model import Kind, Resource
+
+
+def netns_key(name: str) -> str:
+    return f"netns:{name}"
+
+
+def link_key(netns: str | None, ifname: str) -> str:
+    return f"link:{netns or ''}/{ifname}"
+
+
+def addr_key(netns: str | None, ifname: str, cidr: str) -> str:
+    return f"addr:{netns or ''}/{ifname}/{cidr}"
+
+
+def route_key(netns: str | None, dst: str) -> str:
+    return f"route:{netns or ''}/{dst}"
+
+
+def file_key(path: str) -> str:
+    return f"file:{path}"
+
+
+def netns(name: str) -> Resource:
+    return Resource(Kind.NETNS, netns_key(name), {"name": name})
+
+
+def bridge(name: str, mtu: int, alias: str) -> Resource:
+    return Resource(Kind.BRIDGE, link_key(None, name), {"name": name, "mtu": mtu, "up": True, "alias": alias})
+
+
+def veth(
+    name: str,
+    *,
+    master: str | None,
+    mtu: int,
+    alias: str,
+    peer_netns: str,
+    peer_ifname: str,
+) -> Resource:
+    deps = [netns_key(peer_netns)]
+    if master:
+        deps.append(link_key(None, master))
+    return Resource(
+        Kind.VETH,
+        link_key(None, name),
+        {
+            "name": name,
+            "master": master,
+            "mtu": mtu,
+            "up": True,
+            "alias": alias,
+            "peer_netns": peer_netns,
+            "peer_ifname": peer_ifname,
+        },
+        deps=tuple(deps),
+        # No parent: a namespace's deletion would destroy the veth asynchronously; we delete
+        # veths explicitly, all in one netlink message, before their namespaces.
+        immutable=frozenset({"peer_netns", "peer_ifname"}),
+    )
+
+
+def nslink(netns_name: str, ifname: str, *, mac: str, mtu: int, host_veth: str) -> Resource:
+    """The container end of a veth: created with the veth, configured here."""
+    return Resource(
+        Kind.NSLINK,
+        link_key(netns_name, ifname),
+        {"name": ifname, "mac": mac, "mtu": mtu, "up": True},
+        deps=(link_key(None, host_veth),),
+        netns=netns_name,
+        parent=link_key(None, host_veth),
+    )
+
+
+def address(netns_name: str | None, ifname: str, cidr: str) -> Resource:
+    return Resource(
+        Kind.ADDRESS,
+        addr_key(netns_name, ifname, cidr),
+        {"dev": ifname, "address": cidr},
+        deps=(link_key(netns_name, ifname),),
+        netns=netns_name,
+        parent=link_key(netns_name, ifname),
+    )
+
+
+def route(netns_name: str | None, dst: str, *, gateway: str, dev: str, via_addr: str) -> Resource:
+    return Resource(
+        Kind.ROUTE,
+        route_key(netns_name, dst),
+        {"dst": dst, "gateway": gateway, "dev": dev},
+        deps=(link_key(netns_name, dev), addr_key(netns_name, dev, via_addr)),
+        netns=netns_name,
+        parent=addr_key(netns_name, dev, via_addr),
+    )
+
+
+def file(path: str, content: str, *, deps: tuple[str, ...] = ()) -> Resource:
+    return Resource(Kind.FILE, file_key(path), {"path": path, "content": content}, deps=deps)
