@@ -430,7 +430,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         status = {(k, n): (st, r, at, sec) for k, n, st, r, at, sec in s.store.status()}
     rows = []
     for key, doc in sorted(docs.items()):
-        st, reason, at, sec = status.get(key, ("applied", "", "", 0.0))
+        st, reason, at, _sec = status.get(key, ("applied", "", "", 0.0))
         rows.append([key[0], key[1], f"{origins.get(key, '')}:{doc.source}", st, reason, at])
     emit(args, [dict(zip(("Kind", "Name", "Source", "State", "Reason", "At"), r, strict=True)) for r in rows],
          render.table(["KIND", "NAME", "SOURCE", "STATE", "REASON", "AT"], rows))

@@ -254,11 +254,26 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
 @functools.cache
 def _validators() -> dict[str, Any]:
     checker = _format_checker()
+    validator_class = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator, {"pattern": _pattern_keyword}
+    )
     validators: dict[str, Any] = {}
     for kind, filename in KINDS.items():
         schema = json.loads((SCHEMA_DIR / filename).read_text(encoding="utf-8"))
-        validators[kind] = jsonschema.Draft202012Validator(schema, format_checker=checker)
+        validators[kind] = validator_class(schema, format_checker=checker)
     return validators
+
+
+def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    """`pattern` with ECMA-262's `$` (end of string): Python's `$` also matches before a
+    trailing newline, which would let "web\n" through as a name."""
+    if isinstance(instance, str) and not _ecma_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"(?<!\\)\$$", r"\\Z", pattern))
 
 
 def _envelope_problems(doc: Document) -> Iterator[Problem]:
@@ -325,6 +340,7 @@ _PATTERN_HINTS = {
     "^[a-z0-9][a-z0-9_.-]*$": "driver name: use lowercase letters, digits, '_', '.' and '-'",
     "^[^\\s]+$": "value: whitespace is not allowed",
 }
+_REQUIRED_HINTS = {"hostPort": ": a host port is required (ephemeral host ports are not supported yet)"}
 _TYPE_NAMES = {"object": "mapping", "array": "list", "integer": "integer", "string": "string"}
 
 
@@ -333,11 +349,14 @@ def _schema_message(error: Any) -> str:
     validator, value, instance = error.validator, error.validator_value, error.instance
     if validator == "type":
         types = [value] if isinstance(value, str) else list(value)
-        names = " or ".join(repr(_TYPE_NAMES.get(t, t)) for t in types)
-        return f"{_show(instance)} is not of type {names}"
+        names = [repr(_TYPE_NAMES.get(t, t)) for t in types]
+        expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        return f"{_show(instance)} is not of type {expected}"
     if validator == "required":
-        missing = ", ".join(repr(p) for p in value if p not in instance)
-        return f"missing required field {missing}" if "," not in missing else f"missing required fields {missing}"
+        missing = [p for p in value if p not in instance]
+        hints = "".join(_REQUIRED_HINTS.get(p, "") for p in missing)
+        fields = ", ".join(repr(p) for p in missing)
+        return f"missing required field{'s' if len(missing) > 1 else ''} {fields}{hints}"
     if validator == "const":
         return f"expected {_show(value)}, got {_show(instance)}"
     if validator == "enum":
@@ -395,7 +414,7 @@ def _is_int(value: object) -> bool:
 # Each parser takes what the user wrote and raises ValueError with a message for them.
 
 
-_PORT_RANGE = re.compile(r"(\d+)(?:-(\d+))?")
+_PORT_RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?")  # not \d: it also matches non-ASCII digits
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
@@ -425,7 +444,7 @@ def parse_subnet(text: str) -> IPNetwork:
 
 def parse_port_range(text: str) -> range:
     """`80` or `9000-9002`; every port in 1..65535."""
-    match = _PORT_RANGE.fullmatch(text.strip())
+    match = _PORT_RANGE.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not a valid port or port range (e.g. 80 or 9000-9002)")
     first = _port_number(match.group(1))
@@ -436,11 +455,12 @@ def parse_port_range(text: str) -> range:
 
 
 def _port_number(digits: str) -> int:
-    if len(digits) > 6 or int(digits) > 65535:  # long digit strings would exhaust int()
-        raise ValueError(f"{digits.lstrip('0')} is greater than the maximum of 65535")
-    if int(digits) < 1:
-        raise ValueError(f"{int(digits)} is less than the minimum of 1")
-    return int(digits)
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > 5 or int(significant) > 65535:  # check length first: int() of huge strings fails
+        raise ValueError(f"{significant} is greater than the maximum of 65535")
+    if significant == "0":
+        raise ValueError("0 is less than the minimum of 1")
+    return int(significant)
 
 
 def parse_protocol(text: str) -> Protocol:
@@ -462,16 +482,14 @@ def parse_port_mapping(text: str) -> list[PortSpec]:
     container_ports = parse_port_range(container)
     if not host:
         raise ValueError(
-            f"{text!r} has no host port: a host port is required "
-            f"(e.g. \"{container_ports[0]}:{container}\")"
+            f'{text!r} has no host port: a host port is required (e.g. "{container_ports[0]}:{container}")'
         )
     host_ports = parse_port_range(host)
     if len(host_ports) != len(container_ports):
         raise ValueError(
-            f"host port range {host} and container port range {container} "
-            "must have the same length"
+            f"host port range {host} and container port range {container} must have the same length"
         )
-    return [PortSpec(c, h, host_ip, protocol) for h, c in zip(host_ports, container_ports)]
+    return [PortSpec(c, h, host_ip, protocol) for h, c in zip(host_ports, container_ports, strict=True)]
 
 
 def _split_mapping(mapping: str, text: str) -> tuple[str | None, str, str]:
@@ -503,7 +521,7 @@ def parse_link(text: str) -> Link:
     name, _, alias = text.partition(":")
     alias = alias or name
     if not (_NAME.fullmatch(name) and _NAME.fullmatch(alias)):
-        raise ValueError(f"{text!r} is not a valid link: expected \"name\" or \"name:alias\"")
+        raise ValueError(f'{text!r} is not a valid link: expected "name" or "name:alias"')
     return Link(name, alias)
 
 
@@ -511,7 +529,7 @@ def parse_extra_host(text: str) -> tuple[str, str]:
     """`host:ip`; the IP may be IPv6 (with or without brackets), so split on the first colon."""
     host, colon, address = text.partition(":")
     if not colon or not host or any(ch.isspace() for ch in host):
-        raise ValueError(f"{text!r} is not a valid extra host: expected \"host:ip\"")
+        raise ValueError(f'{text!r} is not a valid extra host: expected "host:ip"')
     if address.startswith("[") and address.endswith("]"):
         address = address[1:-1]
     return host, str(parse_ip(address))
@@ -563,9 +581,8 @@ def _network(doc: Document, builtin: bool) -> _Network:
     ipam = spec.get("ipam") or {}
     problems: list[Problem] = []
     if ipam.get("driver", "default") != "default":
-        problems.append(
-            _problem(doc, "spec.ipam.driver", f"IPAM driver {ipam['driver']!r} is not supported: use 'default'")
-        )
+        message = f"IPAM driver {ipam['driver']!r} is not supported: use 'default'"
+        problems.append(_problem(doc, "spec.ipam.driver", message))
     network = NetworkSpec(
         name=doc.name,
         driver=spec.get("driver", "bridge"),
@@ -588,11 +605,12 @@ def _ipam_config(config: Mapping[str, Any]) -> IPAMConfig:
     def subnet(text: str | None) -> str | None:
         return str(ipaddress.ip_network(text)) if text else None
 
+    aux = config.get("auxAddresses") or {}
     return IPAMConfig(
         subnet=subnet(config.get("subnet")),
         gateway=address(config.get("gateway")),
         ip_range=subnet(config.get("ipRange")),
-        aux_addresses={k: str(ipaddress.ip_address(v)) for k, v in (config.get("auxAddresses") or {}).items()},
+        aux_addresses={k: str(ipaddress.ip_address(v)) for k, v in aux.items()},
     )
 
 
@@ -686,9 +704,7 @@ def _check_predefined(networks: list[_Network]) -> Iterator[Problem]:
                 n.doc, "metadata.name", f"{n.spec.name} is a pre-defined network and cannot be redefined"
             )
         elif n.spec.driver in _ISOLATED_DRIVERS:
-            yield _problem(
-                n.doc, "spec.driver", f"only one instance of {n.spec.driver!r} network is allowed"
-            )
+            yield _problem(n.doc, "spec.driver", f"only one instance of {n.spec.driver!r} network is allowed")
 
 
 def _check_duplicates(objects: Sequence[_Network | _Container]) -> Iterator[Problem]:
@@ -725,12 +741,20 @@ def _check_ipam_config(n: _Network, j: int, config: IPAMConfig) -> Iterator[Prob
         yield _problem(n.doc, f"{base}.gateway", f"gateway {config.gateway} is not in subnet {subnet}")
     if config.ip_range:
         ip_range = ipaddress.ip_network(config.ip_range)
-        if ip_range.version != subnet.version or not ip_range.subnet_of(subnet):  # type: ignore[arg-type]
+        if not _inside(ip_range, subnet):
             yield _problem(n.doc, f"{base}.ipRange", f"ipRange {ip_range} is not inside subnet {subnet}")
     for name, address in config.aux_addresses.items():
         if ipaddress.ip_address(address) not in subnet:
             path = yamlsource.child_path(f"{base}.auxAddresses", name)
             yield _problem(n.doc, path, f"auxAddress {name} ({address}) is not in subnet {subnet}")
+
+
+def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:
+    return (
+        inner.version == outer.version
+        and int(outer.network_address) <= int(inner.network_address)
+        and int(inner.broadcast_address) <= int(outer.broadcast_address)
+    )
 
 
 def _check_options(n: _Network) -> Iterator[Problem]:
@@ -745,7 +769,7 @@ def _check_options(n: _Network) -> Iterator[Problem]:
             yield _problem(n.doc, path(OPT_BRIDGE_NAME), problem)
     if OPT_MTU in options:
         mtu = options[OPT_MTU]
-        if not (mtu.isdigit() and len(mtu) <= 6 and 68 <= int(mtu) <= 65535):
+        if not (re.fullmatch(r"[0-9]{1,6}", mtu) and 68 <= int(mtu) <= 65535):
             yield _problem(n.doc, path(OPT_MTU), f"MTU must be an integer between 68 and 65535, got {mtu!r}")
     for key in (OPT_ICC, OPT_MASQUERADE, OPT_DEFAULT_BRIDGE):
         if key in options and options[key].lower() not in _BOOL_WORDS:
@@ -776,7 +800,7 @@ def _check_subnet_overlaps(networks: list[_Network]) -> Iterator[Problem]:
                 continue
             subnet, path = ipaddress.ip_network(config.subnet), f"spec.ipam.config[{j}].subnet"
             for other, owner, other_path in seen:
-                if subnet.overlaps(other):  # type: ignore[arg-type]
+                if subnet.overlaps(other):
                     yield _problem(
                         n.doc,
                         path,
@@ -839,7 +863,8 @@ def _check_static_addresses(
             network = networks.get(attachment.network)
             if network is None:
                 continue  # reported by _check_attachments
-            for key, text in (("ipv4Address", attachment.ipv4_address), ("ipv6Address", attachment.ipv6_address)):
+            addresses = {"ipv4Address": attachment.ipv4_address, "ipv6Address": attachment.ipv6_address}
+            for key, text in addresses.items():
                 if text is None:
                     continue
                 path = f"spec.networks[{i}].{key}"
@@ -862,10 +887,15 @@ def _static_address_problem(n: _Network, address: IPAddress) -> str | None:
     if _is_default_bridge(n):
         return "user specified IP address is supported on user defined networks only"
     if address.version == 6 and not n.spec.enable_ipv6:
-        return f"network {name} does not have IPv6 enabled (enableIPv6: true)"
-    configs = [c for c in n.spec.ipam if c.subnet and ipaddress.ip_network(c.subnet).version == address.version]
+        return f"an IPv6 address needs enableIPv6: true on network {name}"
+    configs = [
+        c for c in n.spec.ipam if c.subnet and ipaddress.ip_network(c.subnet).version == address.version
+    ]
     if not configs:
-        return "user specified IP address is supported only when connecting to networks with user configured subnets"
+        return (
+            "user specified IP address is supported only when connecting to networks "
+            "with user configured subnets"
+        )
     config = next((c for c in configs if address in ipaddress.ip_network(c.subnet or "")), None)
     if config is None:
         return f"no configured subnet or ip-range contain the IP address {address}"
@@ -902,7 +932,8 @@ def _check_links(containers: list[_Container], networks: Mapping[str, _Network])
         for i, link in enumerate(c.spec.links):
             path = f"spec.links[{i}]"
             if on_host:
-                yield _problem(c.doc, path, "conflicting options: host type networking can't be used with links")
+                message = "conflicting options: host type networking can't be used with links"
+                yield _problem(c.doc, path, message)
             elif link.container == c.spec.name:
                 yield _problem(c.doc, path, "a container cannot link to itself")
             elif link.container not in names:
@@ -943,7 +974,7 @@ def _check_ports(containers: list[_Container], networks: Mapping[str, _Network])
         if problem:
             yield _problem(c.doc, "spec.ports", problem)
             continue
-        for port, item in zip(c.spec.ports, c.port_items):
+        for port, item in zip(c.spec.ports, c.port_items, strict=True):
             assert port.host_port is not None  # load requires host ports
             binding = _Binding(_bind_addresses(port, nets), port.host_port, port.protocol, c, item)
             same_port = bindings.setdefault((binding.port, binding.protocol), [])

@@ -59,7 +59,7 @@ class NetworkSpec:
     builtin: bool = False
 
 
-class Protocol(str, enum.Enum):
+class Protocol(enum.StrEnum):
     TCP = "tcp"
     UDP = "udp"
     SCTP = "sctp"
@@ -234,7 +234,7 @@ class Target:
 # --------------------------------------------------------------------------- resources
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     """Kernel object kinds, in no particular order (dependencies order the plan)."""
 
     NETNS = "netns"
@@ -271,7 +271,7 @@ class Resource:
         return self.attrs.get(name, default)
 
 
-class Op(str, enum.Enum):
+class Op(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"

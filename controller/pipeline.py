@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from controller import load, observe, resources
+from controller import load, observe
 from controller.desired import desired_resources
 from controller.errors import ApplyError, ConflictError, NotFoundError, UserError
 from controller.execute import Report, execute
@@ -70,7 +70,9 @@ class Session:
         with locked(self.state_dir, self.lock_timeout):
             return self.converge(merge(self.store.documents(), documents), origin, documents, dry_run)
 
-    def delete(self, keys: Sequence[tuple[str, str]], dry_run: bool = False, missing_ok: bool = False) -> Outcome:
+    def delete(
+        self, keys: Sequence[tuple[str, str]], dry_run: bool = False, missing_ok: bool = False
+    ) -> Outcome:
         with locked(self.state_dir, self.lock_timeout):
             stored = self.store.documents()
             present = {(d.kind, d.name) for d in stored}
@@ -142,7 +144,9 @@ def merge(stored: Sequence[Document], new: Sequence[Document]) -> list[Document]
     return [d for d in stored if (d.kind, d.name) not in replaced] + list(new)
 
 
-def _refuse_networks_in_use(keys: Sequence[tuple[str, str]], remaining: Sequence[Document], store: Store) -> None:
+def _refuse_networks_in_use(
+    keys: Sequence[tuple[str, str]], remaining: Sequence[Document], store: Store
+) -> None:
     doomed = {name for kind, name in keys if kind == "Network"}
     if not doomed:
         return
@@ -198,4 +202,4 @@ def keys_of(documents: Sequence[Document]) -> list[tuple[str, str]]:
     return [(d.kind, d.name) for d in documents]
 
 
-__all__ = ["Session", "Outcome", "build", "merge", "verify", "Resource"]
+__all__ = ["Outcome", "Resource", "Session", "build", "merge", "verify"]

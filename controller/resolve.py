@@ -284,8 +284,8 @@ def _container_target(
                 mac=ipam.mac_from_ipv4(ipv4.ip) if ipv4 else ipam.mac_from_id(ep_id),
                 ipv4=ipv4,
                 ipv6=ipv6,
-                gateway4=_gateway(sub4, net),
-                gateway6=_gateway(sub6, net),
+                gateway4=_gateway(sub4, net),  # type: ignore[arg-type]
+                gateway6=_gateway(sub6, net),  # type: ignore[arg-type]
                 mtu=net.mtu,
                 aliases=att.aliases,
             )
@@ -308,8 +308,8 @@ def _container_target(
     )
 
 
-def _gateway(subnet: SubnetTarget | None, net: NetworkTarget) -> ipaddress.IPv4Address | None:
+def _gateway(subnet: SubnetTarget | None, net: NetworkTarget) -> IPAddress | None:
     # Internal networks have no way out, so their containers get no default route (Docker).
     if subnet is None or subnet.gateway is None or net.internal:
         return None
-    return subnet.gateway.ip  # type: ignore[return-value]
+    return subnet.gateway.ip

@@ -35,12 +35,6 @@ def get(name: str) -> Driver:
         "none": none.NoneDriver(),
     }
     try:
-        from controller.drivers import overlay
-
-        registry["overlay"] = overlay.OverlayDriver()
-    except ImportError:  # the overlay driver arrives with multi-host support
-        pass
-    try:
         return registry[name]
     except KeyError:
         raise KeyError(f"no network driver named {name!r}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -11,14 +12,10 @@ from controller.model import Action, Op
 def apply(action: Action) -> None:
     path = action.resource.attrs["path"]
     if action.op is Op.DELETE:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
-        try:
-            os.rmdir(os.path.dirname(path))  # only succeeds once the folder is empty
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # only succeeds once the folder is empty
+            os.rmdir(os.path.dirname(path))
         return
     write_atomically(path, action.resource.attrs["content"])
 
@@ -33,8 +30,6 @@ def write_atomically(path: str, content: str) -> None:
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise

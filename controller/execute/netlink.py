@@ -189,4 +189,4 @@ def handles(kind: Kind) -> bool:
     return kind in (Kind.NETNS, Kind.BRIDGE, Kind.VETH, Kind.NSLINK, Kind.ADDRESS, Kind.ROUTE)
 
 
-__all__ = ["NetlinkBackend", "IPRoute", "Op", "handles"]
+__all__ = ["IPRoute", "NetlinkBackend", "Op", "handles"]

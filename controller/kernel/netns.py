@@ -14,7 +14,7 @@ import ctypes
 import errno
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from pyroute2 import IPRoute
 
@@ -162,7 +162,5 @@ def _remove_mountpoint(target: str) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOENT):
             raise
-    try:
+    with suppress(FileNotFoundError):
         os.unlink(target)
-    except FileNotFoundError:
-        pass

@@ -13,7 +13,15 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from controller.kernel.netns import CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWUTS, MS_PRIVATE, MS_REC, mount, unshare
+from controller.kernel.netns import (
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWUTS,
+    MS_PRIVATE,
+    MS_REC,
+    mount,
+    unshare,
+)
 
 PRIVATE_DIRS = ("/run/netns", "/etc/netns", "/run/netctl")
 

@@ -29,7 +29,7 @@ def observe(sockets: Sockets, containers: Collection[str]) -> Observed:
     out.extend(
         netlink.addresses(
             root, None,
-            {i: m.get("IFLA_IFNAME") for i, m in links.items() if m.get("IFLA_IFNAME") in bridge_names},
+            {i: str(m.get("IFLA_IFNAME")) for i, m in links.items() if m.get("IFLA_IFNAME") in bridge_names},
         )
     )
     present = set(netns.list_names())

@@ -50,10 +50,10 @@ def host_veths(
         master_msg = links.get(msg.get("IFLA_MASTER") or -1)
         peer_ns, peer_if = peers.get(index, ("", ""))
         r = resources.veth(
-            msg.get("IFLA_IFNAME"),
+            str(msg.get("IFLA_IFNAME")),
             master=master_msg.get("IFLA_IFNAME") if master_msg else None,
-            mtu=msg.get("IFLA_MTU"),
-            alias=alias,
+            mtu=int(msg.get("IFLA_MTU") or 0),
+            alias=str(alias),
             peer_netns=peer_ns,
             peer_ifname=peer_if,
         )

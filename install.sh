@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything netctl needs on a fresh Debian machine (run as root):
+# system packages (iproute2, iptables, etcd, test peers) and a virtualenv in .venv with netctl.
+set -euo pipefail
+cd "$(dirname "$0")"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+    python3 python3-venv python3-pip iproute2 iptables kmod util-linux procps \
+    iputils-ping dnsutils netcat-openbsd tcpdump \
+    etcd-server etcd-client aardvark-dns netavark containernetworking-plugins >/dev/null
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[dev]'
+echo "installed: $(.venv/bin/netctl --help | head -1)"
