@@ -125,10 +125,9 @@ def validate_document(doc: Document) -> list[Problem]:
     if validator is None:
         return list(_envelope_problems(doc))
     problems = _schema_problems(validator, doc)
-    if problems:
-        return problems  # conversion assumes a schema-valid body
-    converted = _network(doc, builtin=False) if kind == "Network" else _container(doc)
-    return list(converted.problems)
+    if kind == "Container":
+        problems += _port_object_problems(doc, {p.path for p in problems})
+    return problems
 
 
 # --------------------------------------------------------------------------- files and YAML
@@ -254,8 +253,12 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
 @functools.cache
 def _validators() -> dict[str, Any]:
     checker = _format_checker()
+    base = jsonschema.Draft202012Validator
     validator_class = jsonschema.validators.extend(
-        jsonschema.Draft202012Validator, {"pattern": _pattern_keyword}
+        base,
+        {"pattern": _pattern_keyword},
+        # JSON Schema counts 80.0 as an integer; a port written 80.0 is a mistake, not 80
+        type_checker=base.TYPE_CHECKER.redefine("integer", lambda _checker, value: _is_int(value)),
     )
     validators: dict[str, Any] = {}
     for kind, filename in KINDS.items():
@@ -542,14 +545,12 @@ def parse_extra_host(text: str) -> tuple[str, str]:
 class _Network:
     doc: Document
     spec: NetworkSpec
-    problems: list[Problem]
 
 
 @dataclass
 class _Container:
     doc: Document
     spec: ContainerSpec
-    problems: list[Problem]
     port_items: tuple[int, ...]  # for each PortSpec, its index in spec.ports (ranges expand)
 
 
@@ -579,10 +580,6 @@ def _option_text(value: object) -> str:
 def _network(doc: Document, builtin: bool) -> _Network:
     spec = _spec_body(doc)
     ipam = spec.get("ipam") or {}
-    problems: list[Problem] = []
-    if ipam.get("driver", "default") != "default":
-        message = f"IPAM driver {ipam['driver']!r} is not supported: use 'default'"
-        problems.append(_problem(doc, "spec.ipam.driver", message))
     network = NetworkSpec(
         name=doc.name,
         driver=spec.get("driver", "bridge"),
@@ -595,7 +592,7 @@ def _network(doc: Document, builtin: bool) -> _Network:
         source=doc.source,
         builtin=builtin,
     )
-    return _Network(doc, network, problems)
+    return _Network(doc, network)
 
 
 def _ipam_config(config: Mapping[str, Any]) -> IPAMConfig:
@@ -616,15 +613,10 @@ def _ipam_config(config: Mapping[str, Any]) -> IPAMConfig:
 
 def _container(doc: Document) -> _Container:
     spec = _spec_body(doc)
-    problems: list[Problem] = []
     ports: list[PortSpec] = []
     items: list[int] = []
     for i, item in enumerate(spec.get("ports") or ()):
-        try:
-            expanded = parse_port_mapping(_port_text(item))
-        except ValueError as exc:  # only cross-field errors of the object form get here
-            problems.append(_problem(doc, f"spec.ports[{i}]", str(exc)))
-            continue
+        expanded = parse_port_mapping(_port_text(item))
         ports.extend(expanded)
         items.extend([i] * len(expanded))
     container = ContainerSpec(
@@ -641,7 +633,25 @@ def _container(doc: Document) -> _Container:
         labels=_labels(doc),
         source=doc.source,
     )
-    return _Container(doc, container, problems, tuple(items))
+    return _Container(doc, container, tuple(items))
+
+
+def _port_object_problems(doc: Document, invalid: set[str]) -> list[Problem]:
+    """What the schema cannot say about a port object: both ranges must have one length.
+    Checked for every item the schema accepted, even when other parts of the document failed."""
+    ports = _spec_body(doc).get("ports")
+    problems: list[Problem] = []
+    for i, item in enumerate(ports if isinstance(ports, list) else ()):
+        path = f"spec.ports[{i}]"
+        if not isinstance(item, Mapping) or any(
+            p == path or p.startswith((f"{path}.", f"{path}[")) for p in invalid
+        ):
+            continue
+        try:
+            parse_port_mapping(_port_text(item))
+        except ValueError as exc:
+            problems.append(_problem(doc, path, str(exc)))
+    return problems
 
 
 def _port_text(item: object) -> str:

@@ -9,6 +9,7 @@ is touched, then converged and verified.
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from controller.desired import desired_resources
 from controller.errors import ApplyError, ConflictError, NotFoundError, UserError
 from controller.execute import Report, execute
 from controller.kernel.netns import Sockets
-from controller.model import Action, Document, Observed, Op, Plan, Resource, Spec, Target
+from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Spec, Target
 from controller.plan import diff_attrs, plan
 from controller.resolve import ResolveError, resolve
 from controller.store import Store, locked
@@ -165,14 +166,16 @@ def _refuse_networks_in_use(
 
 
 def touched_netns(p: Plan) -> set[str]:
+    """The containers whose namespace or files the plan changes: what verify must re-read."""
     out = set()
     for a in p.actions:
         r = a.resource
-        if r.netns:
-            out.add(r.netns)
-        for name in (r.attrs.get("peer_netns"), r.attrs.get("name") if r.key.startswith("netns:") else None):
-            if name:
-                out.add(name)
+        if r.kind is Kind.NETNS:
+            out.add(r.attrs["name"])
+        elif r.kind is Kind.FILE:
+            out.add(os.path.basename(os.path.dirname(r.attrs["path"])))  # /etc/netns/<name>/...
+        elif r.netns or r.attrs.get("peer_netns"):
+            out.add(r.netns or r.attrs["peer_netns"])
     return out
 
 

@@ -7,6 +7,8 @@ logged with its duration; `progress` is called after each one.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,10 @@ from controller.kernel.netns import Sockets
 from controller.model import Action, Kind, Op, Plan
 
 log = structlog.get_logger("netctl.execute")
+
+# A failpoint for crash tests (as etcd's gofail): SIGKILL ourselves after N actions, so that
+# tests can stop an apply at an exact point and check that the next apply converges.
+KILL_AFTER = int(os.environ.get("NETCTL_FAILPOINT_KILL_AFTER_ACTIONS", "0") or 0)
 
 
 @dataclass
@@ -60,6 +66,8 @@ def execute(
             ms=round((time.perf_counter() - t0) * 1000, 3),
         )
         report.done.append(action)
+        if KILL_AFTER and len(report.done) >= KILL_AFTER:
+            os.kill(os.getpid(), signal.SIGKILL)
         if progress is not None:
             progress(action)
     report.seconds = time.perf_counter() - start
