@@ -32,7 +32,8 @@ def assert_converged(host: SandboxHost, names: list[str]) -> None:
     assert host.netctl("plan").stdout.strip() == "no changes"
     veths = [ln for ln in host.run(["ip", "-br", "link"]).stdout.splitlines() if ln.startswith("veth")]
     assert len(veths) == len(names), "a veth leaked or is missing"
-    assert sorted(host.run(["ip", "netns", "list"]).stdout.split()[::3]) == sorted(names) or True
+    listed = [line.split()[0] for line in host.run(["ip", "netns", "list"]).stdout.splitlines()]
+    assert sorted(listed) == sorted(names)
     got = addresses(host, names)
     assert len(set(got.values())) == len(names), f"an address was handed out twice: {got}"
 
@@ -42,7 +43,8 @@ def test_sigkill_at_an_exact_action_then_apply_converges(host: SandboxHost, kill
     host.write("/tmp/many.yaml", many(12))
     names = [f"c{i}" for i in range(12)]
     crashed = host.run(
-        ["env", f"NETCTL_FAILPOINT_KILL_AFTER_ACTIONS={kill_after}", *NETCTL, "apply", "-f", "/tmp/many.yaml"],
+        ["env", f"NETCTL_FAILPOINT_KILL_AFTER_ACTIONS={kill_after}",
+         *NETCTL, "apply", "-f", "/tmp/many.yaml"],
         check=False,
     )
     assert crashed.returncode == -9
