@@ -342,6 +342,8 @@ _PATTERN_HINTS = {
     "starting with a letter or digit",
     "^[a-z0-9][a-z0-9_.-]*$": "driver name: use lowercase letters, digits, '_', '.' and '-'",
     "^[^\\s]+$": "value: whitespace is not allowed",
+    "^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$": "hostname: "
+    "use dot-separated labels of letters, digits and '-'",
 }
 _REQUIRED_HINTS = {"hostPort": ": a host port is required (ephemeral host ports are not supported yet)"}
 _TYPE_NAMES = {"object": "mapping", "array": "list", "integer": "integer", "string": "string"}

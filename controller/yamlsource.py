@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ def parent_path(path: str) -> str | None:
     return path[: match.start()] if match else ""  # no match: a top-level key
 
 
-def line_of(lines: dict[str, int] | Any, path: str, default: int = 0) -> int:
+def line_of(lines: Mapping[str, int], path: str, default: int = 0) -> int:
     """The line of `path`, else of its nearest ancestor that has one."""
     current: str | None = path
     while current is not None:
@@ -92,7 +92,12 @@ def load_all(text: str) -> tuple[list[YamlDocument], list[YamlIssue]]:
         except yaml.MarkedYAMLError as exc:
             issues.append(_syntax_issue(exc))
             break
-        except yaml.YAMLError as exc:  # e.g. a reader error on a control character
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+            line = text[: exc.position].count("\n") + 1
+            char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+            issues.append(YamlIssue(line, "", f"YAML syntax error: {exc.reason} ({char})"))
+            break
+        except yaml.YAMLError as exc:  # pragma: no cover - every parser error above is marked
             issues.append(YamlIssue(0, "", f"YAML error: {exc}"))
             break
         if node is None:
@@ -122,6 +127,7 @@ class _Converter:
         self._constructor = yaml.constructor.SafeConstructor()
         self._count = 0
         self._too_big = False
+        self._flattened: set[int] = set()
         self._active: set[int] = set()  # nodes on the current branch: detects recursive aliases
 
     def convert(self, node: yaml.Node, path: str, depth: int) -> Any:
@@ -149,7 +155,9 @@ class _Converter:
         if node.tag != f"{_TAG}map":
             self._issue(node, path, f"unsupported YAML tag {node.tag}")
             return None
-        self._check_duplicate_keys(node, path)
+        if id(node) not in self._flattened:  # an alias revisits a node that is merged already
+            self._check_duplicate_keys(node, path)
+            self._flattened.add(id(node))
         try:
             self._constructor.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
         except yaml.MarkedYAMLError as exc:
