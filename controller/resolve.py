@@ -8,7 +8,7 @@ touching the kernel, so an address is never handed out twice, even across crashe
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from controller import ipam, names
@@ -85,29 +85,35 @@ def resolve(
 
 def _pick_subnets(
     networks: Collection[NetworkSpec],
-    previous: dict[str, str] | object,
+    previous: Mapping[str, str],
     routes: Collection[IPNetwork],
 ) -> dict[str, str]:
-    """Keep earlier pool picks; pick new ones that overlap no route and no other network."""
-    assert isinstance(previous, dict) or hasattr(previous, "items")
-    kept: dict[str, str] = {}
+    """Keep earlier pool picks; pick new ones that overlap no route and no other network.
+
+    A kept pick is not checked against routes (its own bridge's route is one), but a network
+    declared later with an explicit subnet over it is refused, as Docker refuses it.
+    """
+    explicit = {
+        ipaddress.ip_network(c.subnet, strict=False): n.name for n in networks for c in n.ipam if c.subnet
+    }
     needs_pool = [n for n in networks if _wants_pool(n)]
-    explicit = [
-        ipaddress.ip_network(c.subnet, strict=False)
-        for n in networks
-        for c in n.ipam
-        if c.subnet
-    ]
     wanted = {n.name for n in needs_pool}
-    for name, subnet in dict(previous).items():  # type: ignore[call-overload]
-        if name in wanted:
-            kept[name] = subnet
+    kept = {name: subnet for name, subnet in previous.items() if name in wanted}
+    for name, earlier in kept.items():
+        picked = ipaddress.ip_network(earlier)
+        for other, owner in explicit.items():
+            if picked.overlaps(other):
+                raise ResolveError(
+                    f"network {owner}: subnet {other} overlaps {earlier}, which network {name} "
+                    "already has from the default pool (Pool overlaps with other one on this "
+                    "address space)"
+                )
     taken: list[IPNetwork] = [*explicit, *map(ipaddress.ip_network, kept.values())]
     for net in needs_pool:
         if net.name in kept:
             continue
-        pools = ipam.default_global_pools() if net.driver in GLOBAL_DRIVERS else (
-            ipam.default_local_pools()
+        pools = (
+            ipam.default_global_pools() if net.driver in GLOBAL_DRIVERS else ipam.default_local_pools()
         )
         try:
             subnet = ipam.pick_subnet(pools, [*taken, *routes])
