@@ -8,6 +8,7 @@ via its first network's gateway, and its hosts and resolv.conf files.
 from __future__ import annotations
 
 from controller import drivers, etcfiles, resources
+from controller.firewall.render import firewall_resources
 from controller.model import ContainerTarget, Resource, Target
 
 
@@ -27,6 +28,7 @@ def desired_resources(target: Target) -> tuple[Resource, ...]:
             ))
         out.extend(_inside(container))
         out.extend(_files(container, target))
+    out.extend(firewall_resources(target))
     return tuple(out)
 
 
@@ -66,5 +68,10 @@ def _files(container: ContainerTarget, target: Target) -> list[Resource]:
 
 
 def uses_embedded_dns(container: ContainerTarget, target: Target) -> bool:
-    """Containers on a user-defined network use the embedded DNS server (set by the DNS layer)."""
-    return False
+    """Docker's rule: a container with its own namespace and an endpoint on a user-defined
+    (non-builtin) network uses the embedded DNS server at 127.0.0.11; containers only on the
+    default bridge get the host's resolvers and no discovery (controller/dns/ serves it)."""
+    if container.netns is None:
+        return False
+    builtin = {n.name for n in target.networks if n.builtin}
+    return any(ep.network not in builtin for ep in container.endpoints)

@@ -246,6 +246,7 @@ class Kind(enum.StrEnum):
     FILE = "file"
     SYSCTL = "sysctl"
     CHAIN = "chain"  # an iptables chain owned by netctl, with all its rules
+    JUMP = "jump"  # the one rule in a built-in chain that jumps to a netctl chain
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
-from controller import load, observe
+from controller import etcfiles, load, observe
 from controller.desired import desired_resources
 from controller.errors import ApplyError, ConflictError, NotFoundError, UserError
 from controller.execute import Report, execute
@@ -41,6 +41,66 @@ class Outcome:
     observed: Observed
     report: Report | None = None
     notes: list[str] = field(default_factory=list)
+    wanted: tuple[Resource, ...] = ()  # every target resource (not only the scope's)
+    namespaces: frozenset[str] | None = None  # the containers observed; None: all of them
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a controller reconcile reads and plans: the host's own resources (bridges, their
+    addresses, firewall chains) always; of the containers only those named here, so that one
+    changed object in a thousand does not re-read a thousand namespaces.
+
+    `previous` is the target of the last successful reconcile (by key): containers whose target
+    resources differ from it are in scope. `also` are read anyway (drift was seen there),
+    `everything` reads every owned namespace (startup, resync), `skip` leaves containers alone
+    whose target did not change (they wait for a retry after a failure).
+    """
+
+    previous: Mapping[str, Resource] = field(default_factory=dict)
+    also: frozenset[str] = frozenset()
+    everything: bool = False
+    skip: frozenset[str] = frozenset()
+
+    def namespaces(self, wanted: Sequence[Resource], owned: Collection[str]) -> frozenset[str]:
+        current = {r.key: r for r in wanted}
+        peers = veth_peers([*wanted, *self.previous.values()])
+        changed = {
+            owner_ns(r, peers)
+            for key in current.keys() | self.previous.keys()
+            if current.get(key) != self.previous.get(key)
+            for r in (current.get(key), self.previous.get(key))
+            if r is not None
+        }
+        changed.discard(None)
+        names = set(owned) if self.everything else {n for n in changed | self.also if n}
+        return frozenset(n for n in names & set(owned) if n in changed or n not in self.skip)
+
+
+def veth_peers(resources: Sequence[Resource]) -> dict[str, str]:
+    """Host veth name -> its container's namespace, from target resources: an observed veth
+    whose namespace was not read (or is gone) is still attributed to its container."""
+    return {r.attrs["name"]: r.attrs["peer_netns"] for r in resources if r.kind is Kind.VETH}
+
+
+def owner_ns(r: Resource, peers: Mapping[str, str]) -> str | None:
+    """The container namespace a resource belongs to; None for the host's own resources,
+    "" for a veth nobody claims (left to a full reconcile)."""
+    if r.kind is Kind.NETNS:
+        return str(r.attrs["name"])
+    if r.kind is Kind.VETH:
+        return str(r.attrs.get("peer_netns") or peers.get(r.attrs["name"], ""))
+    if r.kind is Kind.FILE:
+        folder = os.path.dirname(r.attrs["path"])
+        return os.path.basename(folder) if os.path.dirname(folder) == etcfiles.ETC_NETNS else None
+    return r.netns
+
+
+def restrict(
+    resources: Sequence[Resource], names: Collection[str], peers: Mapping[str, str]
+) -> tuple[Resource, ...]:
+    """The host's resources and those of the containers in `names`."""
+    return tuple(r for r in resources if (o := owner_ns(r, peers)) is None or o in names)
 
 
 @dataclass
@@ -96,6 +156,18 @@ class Session:
         with locked(self.state_dir, self.lock_timeout):
             return self.converge(change(self.store.documents()), "cli", [], dry_run)
 
+    def replace_origin(
+        self, origin: str, documents: Sequence[Document], scope: Scope | None = None
+    ) -> Outcome:
+        """The controller's reconcile: the documents of `origin` become exactly `documents`
+        (objects no longer there are pruned); other origins' documents (`netctl apply`, CLI
+        commands) are kept. An object both declare is taken over by `origin`: the watched
+        folder is authoritative for the names it declares."""
+        with locked(self.state_dir, self.lock_timeout):
+            origins = self.store.origins()
+            kept = [d for d in self.store.documents() if origins.get((d.kind, d.name)) != origin]
+            return self.converge(merge(kept, documents), origin, documents, False, scope)
+
     # ------------------------------------------------------------------ the pipeline
 
     def converge(
@@ -104,6 +176,7 @@ class Session:
         origin: str,
         changed: Sequence[Document],
         dry_run: bool,
+        scope: Scope | None = None,
     ) -> Outcome:
         spec = build(documents)
         facts = observe.host_facts(self.sockets)
@@ -119,17 +192,26 @@ class Session:
             origins = self.store.origins()
             origins.update({(d.kind, d.name): origin for d in changed})
             self.store.save(documents, origins, allocations, target_ns, when)
-        seen = observe.observe(self.sockets, owned | target_ns)
+        sysctls = [r.attrs["name"] for r in wanted if r.kind is Kind.SYSCTL]
+        everything, names = wanted, owned | target_ns
+        if scope is not None:
+            names = set(scope.namespaces(wanted, names))
+            peers = veth_peers([*wanted, *scope.previous.values()])
+        seen = observe.observe(self.sockets, names, sysctls)
+        if scope is not None:
+            wanted, seen = restrict(wanted, names, peers), Observed(restrict(seen.resources, names, peers))
         the_plan = plan(wanted, seen)
-        outcome = Outcome(the_plan, target, seen)
+        outcome = Outcome(the_plan, target, seen, wanted=everything,
+                          namespaces=None if scope is None else frozenset(names))
+        gone = (owned - target_ns) & names  # a scoped reconcile forgets only what it deleted
         if dry_run or the_plan.empty:
             if not dry_run:
-                self.store.forget_netns(owned - target_ns)
+                self.store.forget_netns(gone)
             return outcome
         callback = self.progress(the_plan) if self.progress else None
         outcome.report = execute(the_plan, self.sockets, callback)
-        self.store.forget_netns(owned - target_ns)
-        verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan)))
+        self.store.forget_netns(gone)
+        verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan), sysctls))
         return outcome
 
 
@@ -205,4 +287,4 @@ def keys_of(documents: Sequence[Document]) -> list[tuple[str, str]]:
     return [(d.kind, d.name) for d in documents]
 
 
-__all__ = ["Outcome", "Resource", "Session", "build", "merge", "verify"]
+__all__ = ["Outcome", "Resource", "Scope", "Session", "build", "merge", "verify"]

@@ -26,7 +26,8 @@ _RANK = {
     Kind.ADDRESS: 5,
     Kind.ROUTE: 6,
     Kind.CHAIN: 7,
-    Kind.FILE: 8,
+    Kind.JUMP: 8,
+    Kind.FILE: 9,
 }
 
 

@@ -48,7 +48,10 @@ def veth(
     alias: str,
     peer_netns: str,
     peer_ifname: str,
+    hairpin: bool = False,
 ) -> Resource:
+    """`hairpin`: the bridge may send a frame back out of the port it came in on, which a
+    container reaching its own published port through the host's address needs."""
     deps = [netns_key(peer_netns)]
     if master:
         deps.append(link_key(None, master))
@@ -63,6 +66,7 @@ def veth(
             "alias": alias,
             "peer_netns": peer_netns,
             "peer_ifname": peer_ifname,
+            "hairpin": hairpin,
         },
         deps=tuple(deps),
         # No parent: a namespace's deletion would destroy the veth asynchronously; we delete

@@ -9,6 +9,7 @@ never touch the machine's own network.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -113,3 +114,30 @@ class SandboxHost:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+PROBE = [sys.executable, str(ROOT / "tests" / "netprobe.py")]
+
+
+def serve(host: SandboxHost, port: int, namespaces: Sequence[str]) -> subprocess.Popen[str]:
+    """Start netprobe servers on `port` in these namespaces of `host` ('-': the host's own)."""
+    proc = host.popen([*PROBE, "serve", str(port), *namespaces], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def probe(host: SandboxHost, proto: str, triples: Sequence[tuple[str, str, int]]) -> dict[str, str | None]:
+    """{'SRC>DST:PORT': address the server saw, or None} for connections tried in parallel."""
+    args = [str(x) for t in triples for x in t]
+    out = host.run([*PROBE, proto, *args]).stdout
+    result: dict[str, str | None] = json.loads(out)
+    return result
+
+
+def wire(a: SandboxHost, b: SandboxHost, a_cidr: str, b_cidr: str, name: str = "uplink") -> None:
+    """A cable between two sandbox hosts: a veth with one end in each, addressed and up."""
+    a.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name, "netns", str(b.pid)])
+    a.run(["ip", "addr", "add", a_cidr, "dev", name])
+    a.run(["ip", "link", "set", name, "up"])
+    b.run(["ip", "addr", "add", b_cidr, "dev", name])
+    b.run(["ip", "link", "set", name, "up"])

@@ -34,5 +34,6 @@ class BridgeDriver:
                 alias=names.owner_alias(endpoint.id),
                 peer_netns=endpoint.container,
                 peer_ifname=endpoint.ifname,
+                hairpin=True,
             )
         ]

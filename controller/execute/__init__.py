@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from controller.errors import ApplyError
-from controller.execute import files
+from controller.execute import files, firewall
 from controller.execute.netlink import NetlinkBackend
 from controller.kernel.netns import Sockets
 from controller.model import Action, Kind, Op, Plan
@@ -32,6 +32,7 @@ KILL_AFTER = int(os.environ.get("NETCTL_FAILPOINT_KILL_AFTER_ACTIONS", "0") or 0
 class Report:
     done: list[Action] = field(default_factory=list)
     seconds: float = 0.0
+    processes: int = 0  # subprocesses spawned (iptables-restore)
 
 
 def execute(
@@ -45,6 +46,8 @@ def execute(
     veth_deletes = [a for a in plan.actions if a.op is Op.DELETE and a.resource.kind is Kind.VETH]
     in_batch = {id(a) for a in veth_deletes}
     batched = False
+    rules = [a for a in plan.actions if firewall.is_rule(a.resource.kind)]
+    rules_done = False
     for action in plan.actions:
         t0 = time.perf_counter()
         try:
@@ -52,6 +55,13 @@ def execute(
                 if not batched:
                     backend.delete_links_at_once([a.resource.attrs["name"] for a in veth_deletes])
                     batched = True
+            elif firewall.is_rule(action.resource.kind):
+                # All rule changes at once, one iptables-restore per table, when the first is due.
+                if not rules_done:
+                    report.processes += firewall.apply_rules(rules)
+                    rules_done = True
+            elif action.resource.kind is Kind.SYSCTL:
+                firewall.apply_sysctl(action)
             elif action.resource.kind is Kind.FILE:
                 files.apply(action)
             else:

@@ -90,10 +90,16 @@ class NetlinkBackend:
             )
         finally:
             os.close(fd)
-        ipr.link("set", index=self.index.get(None, a["name"]), ifalias=a["alias"])
+        index = self.index.get(None, a["name"])
+        ipr.link("set", index=index, ifalias=a["alias"])
+        if a.get("hairpin"):
+            ipr.brport("set", index=index, mode=1)
 
     def _update_veth(self, r: Resource, a: Action) -> None:
         self._set_link(None, r, a)
+        if any(c.name in ("hairpin", "master") for c in a.changes) and r.attrs.get("master"):
+            index = self.index.get(None, r.attrs["name"])
+            self.sockets.get(None).brport("set", index=index, mode=1 if r.attrs.get("hairpin") else 0)
 
     def _delete_veth(self, r: Resource, _: Action) -> None:
         self.delete_links_at_once([r.attrs["name"]])

@@ -15,13 +15,16 @@ from controller import etcfiles, names, resources
 from controller.kernel import netns
 from controller.kernel.netns import Sockets
 from controller.model import IPNetwork, Kind, Observed, Resource
-from controller.observe import files, netlink
+from controller.observe import files, firewall, netlink
 from controller.resolve import HostFacts
 
 HOST_RESOLV_CONF = "/etc/resolv.conf"
 
 
-def observe(sockets: Sockets, containers: Collection[str]) -> Observed:
+def observe(
+    sockets: Sockets, containers: Collection[str], sysctls: Collection[str] = ()
+) -> Observed:
+    """`sysctls`: the names the target sets (only those are read: the rest are the host's)."""
     root = sockets.get(None)
     bridges, links = netlink.host_links(root)
     out: list[Resource] = list(bridges)
@@ -40,10 +43,12 @@ def observe(sockets: Sockets, containers: Collection[str]) -> Observed:
         found, found_peers = netlink.container(sockets.get(name), name)
         inner.extend(found)
         peers.update(found_peers)
-    veths = netlink.host_veths(links, peers)
+    veths = netlink.host_veths(links, peers, netlink.hairpin_ports(root))
     out.extend(veths)
     out.extend(_join_container_ends(inner, veths))
     out.extend(files.container_files(containers))
+    out.extend(firewall.rules())
+    out.extend(firewall.sysctls(sysctls))
     return Observed(tuple(out))
 
 

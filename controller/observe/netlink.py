@@ -38,8 +38,18 @@ def host_links(ipr: IPRoute) -> tuple[list[Resource], dict[int, dict[str, Any]]]
     return out, links
 
 
+def hairpin_ports(ipr: IPRoute) -> set[int]:
+    """Indexes of bridge ports in hairpin mode (one AF_BRIDGE dump)."""
+    out = set()
+    for msg in ipr.get_links(family=socket.AF_BRIDGE):
+        info = msg.get("IFLA_PROTINFO")
+        if info is not None and info.get("IFLA_BRPORT_MODE"):
+            out.add(msg["index"])
+    return out
+
+
 def host_veths(
-    links: dict[int, dict[str, Any]], peers: dict[int, tuple[str, str]]
+    links: dict[int, dict[str, Any]], peers: dict[int, tuple[str, str]], hairpin: set[int]
 ) -> list[Resource]:
     """Owned veths; `peers` maps a host ifindex to the (netns, ifname) of its other end."""
     out = []
@@ -56,6 +66,7 @@ def host_veths(
             alias=str(alias),
             peer_netns=peer_ns,
             peer_ifname=peer_if,
+            hairpin=index in hairpin,
         )
         out.append(_with(r, up=bool(msg["flags"] & 1)))
     return out

@@ -25,3 +25,13 @@ def host() -> Iterator[SandboxHost]:
         yield h
     finally:
         h.close()
+
+
+@pytest.fixture
+def outside() -> Iterator[SandboxHost]:
+    """A second sandbox host, for traffic that comes from or goes to another machine."""
+    h = SandboxHost("outside")
+    try:
+        yield h
+    finally:
+        h.close()

@@ -1,0 +1,377 @@
+"""Target -> the firewall netctl wants: chains, jumps and sysctls (pure).
+
+Docker's bridge-driver semantics (Docker 28, userland proxy off), in netctl's own chains:
+
+filter  FORWARD -> NETCTL-USER (the user's, never flushed), NETCTL-FORWARD:
+          replies to our bridges        -o BR ctstate RELATED,ESTABLISHED ACCEPT
+          published ports and links     -o BR -> NETCTL-IN-<net>   (per network)
+          isolation                     -> NETCTL-ISOLATION-STAGE-1 -> STAGE-2
+          inter-container (ICC)         -i BR -o BR ACCEPT | DROP
+          way out                       -i BR ! -o BR ACCEPT       (not internal)
+          anything else into a bridge   -o BR DROP
+nat     PREROUTING/OUTPUT (local dst) -> NETCTL -> NETCTL-DNAT-<net>: published ports
+        POSTROUTING -> NETCTL-POSTROUTING: masquerade, host-to-container (127.0.0.1), hairpin
+raw     PREROUTING -> NETCTL-RAW: container addresses only via their bridge, and ports bound to
+          127.0.0.1 only from lo (the holes Docker 28 closed: moby #45610, #41872)
+
+Rules are written exactly as `iptables-save` prints them, so that observed and wanted rules
+compare as strings. Chains that belong to one network are per network, so that a change to one
+network or container patches only the rules that changed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from controller.model import (
+    ContainerTarget,
+    EndpointTarget,
+    Kind,
+    NetworkTarget,
+    PortSpec,
+    Protocol,
+    Resource,
+    Target,
+)
+
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_HOST_IP = "com.docker.network.bridge.host_binding_ipv4"
+
+USER = "NETCTL-USER"
+FORWARD = "NETCTL-FORWARD"
+STAGE1 = "NETCTL-ISOLATION-STAGE-1"
+STAGE2 = "NETCTL-ISOLATION-STAGE-2"
+NAT = "NETCTL"
+POSTROUTING = "NETCTL-POSTROUTING"
+RAW = "NETCTL-RAW"
+PREFIX = "NETCTL"
+
+FAMILIES = {4: "ipv4", 6: "ipv6"}
+
+
+def in_chain(net: NetworkTarget) -> str:
+    return f"NETCTL-IN-{net.id[:12]}"
+
+
+def dnat_chain(net: NetworkTarget) -> str:
+    return f"NETCTL-DNAT-{net.id[:12]}"
+
+
+def chain_key(family: str, table: str, chain: str) -> str:
+    return f"chain:{family}/{table}/{chain}"
+
+
+def jump_key(family: str, table: str, builtin: str, target: str) -> str:
+    return f"jump:{family}/{table}/{builtin}/{target}"
+
+
+def sysctl_key(name: str) -> str:
+    return f"sysctl:/{name}"
+
+
+def chain(family: str, table: str, name: str, rules: Iterable[str] | None) -> Resource:
+    """A chain and its rules in order; `rules=None`: the chain exists, its rules are not ours."""
+    attrs: dict[str, object] = {"family": family, "table": table, "chain": name}
+    deps: tuple[str, ...] = ()
+    if rules is not None:
+        attrs["rules"] = tuple(dict.fromkeys(rules))  # a rule twice would be a no-op twice
+        targets = {r.rsplit("-j ", 1)[1].split()[0] for r in attrs["rules"] if "-j NETCTL" in r}  # type: ignore[attr-defined]
+        deps = tuple(chain_key(family, table, t) for t in sorted(targets) if t != name)
+    return Resource(Kind.CHAIN, chain_key(family, table, name), attrs, deps=deps)
+
+
+def jump(family: str, table: str, builtin: str, rule: str, after: str | None = None) -> Resource:
+    """`rule` (ending in `-j NETCTL...`) inserted first in built-in chain `builtin`.
+    `after`: a jump key inserted before this one, so that this one ends up above it."""
+    target = rule.rsplit("-j ", 1)[1]
+    deps = [chain_key(family, table, target)]
+    if after:
+        deps.append(after)
+    return Resource(
+        Kind.JUMP,
+        jump_key(family, table, builtin, target),
+        {"family": family, "table": table, "chain": builtin, "rule": rule},
+        deps=tuple(deps),
+        immutable=frozenset({"rule"}),
+    )
+
+
+def sysctl(name: str, value: str, parent: str | None = None) -> Resource:
+    deps = (parent,) if parent else ()
+    return Resource(Kind.SYSCTL, sysctl_key(name), {"name": name, "value": value}, deps=deps, parent=parent)
+
+
+# ---------------------------------------------------------------------------- the ruleset
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """What the rules need to know about one bridge network, for one address family."""
+
+    net: NetworkTarget
+    device: str
+    subnet: str
+    icc: bool
+    masquerade: bool
+    internal: bool
+
+
+def firewall_resources(target: Target) -> list[Resource]:
+    out: list[Resource] = []
+    for version, family in FAMILIES.items():
+        bridges = _bridges(target, version)
+        if not bridges:
+            continue
+        out.extend(_family(target, version, family, bridges))
+    out.extend(_sysctls(target))
+    return out
+
+
+def _bridges(target: Target, version: int) -> list[Bridge]:
+    out = []
+    for net in sorted(target.networks, key=lambda n: n.name):
+        if net.driver != "bridge" or net.device is None:
+            continue
+        subnet = next((s.subnet for s in net.subnets if s.subnet.version == version), None)
+        if subnet is None or (version == 6 and not net.enable_ipv6):
+            continue
+        out.append(
+            Bridge(
+                net=net,
+                device=net.device,
+                subnet=str(subnet),
+                icc=net.option_bool(OPT_ICC, True),
+                masquerade=net.option_bool(OPT_MASQ, True),
+                internal=net.internal,
+            )
+        )
+    return out
+
+
+def _family(target: Target, version: int, family: str, bridges: list[Bridge]) -> list[Resource]:
+    published = _published(target, version)
+    out = [
+        chain(family, "filter", USER, None),
+        chain(family, "filter", FORWARD, _forward_rules(bridges)),
+        chain(family, "filter", STAGE1, _stage1_rules(bridges)),
+        chain(family, "filter", STAGE2, [f"-o {b.device} -j DROP" for b in bridges]),
+        chain(family, "nat", NAT, [f"-j {dnat_chain(b.net)}" for b in bridges if not b.internal]),
+        chain(family, "nat", POSTROUTING, _postrouting_rules(bridges, published)),
+        chain(family, "raw", RAW, _raw_rules(target, version, bridges, published)),
+    ]
+    for b in bridges:
+        mine = [p for p in published if p.bridge == b.device]
+        out.append(chain(family, "filter", in_chain(b.net), _in_rules(target, b, mine, version)))
+        if not b.internal:
+            out.append(chain(family, "nat", dnat_chain(b.net), [p.dnat_rule() for p in mine]))
+    forward_jump = jump(family, "filter", "FORWARD", f"-j {FORWARD}")
+    out += [
+        forward_jump,
+        # Inserted after NETCTL-FORWARD's jump, so it ends up above it: the user's rules first.
+        jump(family, "filter", "FORWARD", f"-j {USER}", after=forward_jump.key),
+        jump(family, "nat", "PREROUTING", f"-m addrtype --dst-type LOCAL -j {NAT}"),
+        jump(family, "nat", "OUTPUT", f"-m addrtype --dst-type LOCAL -j {NAT}"),
+        jump(family, "nat", "POSTROUTING", f"-j {POSTROUTING}"),
+        jump(family, "raw", "PREROUTING", f"-j {RAW}"),
+    ]
+    return out
+
+
+def _forward_rules(bridges: list[Bridge]) -> list[str]:
+    rules = [f"-o {b.device} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" for b in bridges]
+    rules += [f"-o {b.device} -j {in_chain(b.net)}" for b in bridges]
+    rules.append(f"-j {STAGE1}")
+    rules += [f"-i {b.device} -o {b.device} -j {'ACCEPT' if b.icc else 'DROP'}" for b in bridges]
+    rules += [f"-i {b.device} ! -o {b.device} -j ACCEPT" for b in bridges if not b.internal]
+    rules += [f"-o {b.device} -j DROP" for b in bridges]
+    return rules
+
+
+def _stage1_rules(bridges: list[Bridge]) -> list[str]:
+    rules = []
+    for b in bridges:
+        if b.internal:
+            rules.append(f"-i {b.device} ! -o {b.device} -j DROP")
+            rules.append(f"! -i {b.device} -o {b.device} -j DROP")
+        else:
+            rules.append(f"-i {b.device} ! -o {b.device} -j {STAGE2}")
+    return rules
+
+
+# ---------------------------------------------------------------------------- published ports
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published port, resolved to the endpoint that serves it."""
+
+    host_ip: str | None  # None: every local address
+    host_port: int
+    container_ip: str
+    container_port: int
+    protocol: Protocol
+    bridge: str
+    loopback_only: bool
+
+    def _match(self, port: int) -> str:
+        p = self.protocol.value
+        return f"-p {p} -m {p} --dport {port}"
+
+    def dnat_rule(self) -> str:
+        dst = f"-d {_host(self.host_ip)} " if self.host_ip else ""
+        to = f"[{self.container_ip}]" if ":" in self.container_ip else self.container_ip
+        return f"{dst}{self._match(self.host_port)} -j DNAT --to-destination {to}:{self.container_port}"
+
+    def accept_rule(self) -> str:
+        return (
+            f"-d {_host(self.container_ip)} -o {self.bridge} {self._match(self.container_port)} "
+            "-m conntrack --ctstate DNAT -j ACCEPT"
+        )
+
+    def hairpin_rule(self) -> str:
+        c = _host(self.container_ip)
+        return f"-s {c} -d {c} {self._match(self.container_port)} -j MASQUERADE"
+
+
+def _host(ip: str) -> str:
+    return f"{ip}/{128 if ':' in ip else 32}"
+
+
+def _published(target: Target, version: int) -> list[Published]:
+    out = []
+    for c in sorted(target.containers, key=lambda c: c.name):
+        ep = publishing_endpoint(c, target)
+        if ep is None:
+            continue
+        address = ep.ipv4 if version == 4 else ep.ipv6
+        if address is None:
+            continue
+        net = target.network(ep.network)
+        assert net is not None
+        for port in c.ports:
+            host_ip = _host_ip(port, net, version)
+            if host_ip is None:
+                continue
+            out.append(
+                Published(
+                    host_ip=host_ip or None,
+                    host_port=port.host_port or port.container_port,
+                    container_ip=str(address.ip),
+                    container_port=port.container_port,
+                    protocol=port.protocol,
+                    bridge=net.device or "",
+                    loopback_only=bool(host_ip) and ipaddress.ip_address(host_ip).is_loopback,
+                )
+            )
+    return out
+
+
+def publishing_endpoint(c: ContainerTarget, target: Target) -> EndpointTarget | None:
+    """Ports are published on the container's first non-internal bridge network (Docker)."""
+    for ep in c.endpoints:
+        net = target.network(ep.network)
+        if net is not None and net.driver == "bridge" and not net.internal:
+            return ep
+    return None
+
+
+def _host_ip(port: PortSpec, net: NetworkTarget, version: int) -> str | None:
+    """The address to match for this family: '' for any, None if not this family."""
+    ip = port.host_ip or (net.options.get(OPT_HOST_IP) if version == 4 else None)
+    if not ip:
+        return ""
+    addr = ipaddress.ip_address(ip)
+    if addr.version != version:
+        return None
+    return "" if addr.is_unspecified else str(addr)
+
+
+def _in_rules(target: Target, b: Bridge, mine: list[Published], version: int) -> list[str]:
+    rules = [p.accept_rule() for p in mine]
+    if not b.icc:
+        rules += _link_rules(target, b, version)
+    return rules
+
+
+def _link_rules(target: Target, b: Bridge, version: int) -> list[str]:
+    """With ICC off, a legacy link opens exactly the linked pair (on exposed ports if any)."""
+    rules = []
+    for c in sorted(target.containers, key=lambda c: c.name):
+        for link in c.links:
+            other = target.container(link.container)
+            if other is None:
+                continue
+            a = _address_on(c, b.net.name, version)
+            z = _address_on(other, b.net.name, version)
+            if a is None or z is None:
+                continue
+            sa, sz = _host(a), _host(z)
+            base = f"-s {sa} -d {sz} -i {b.device} -o {b.device}"
+            back = f"-s {sz} -d {sa} -i {b.device} -o {b.device}"
+            if not other.expose:
+                rules += [f"{base} -j ACCEPT", f"{back} -j ACCEPT"]
+            for port, proto in other.expose:
+                p = proto.value
+                rules.append(f"{base} -p {p} -m {p} --dport {port} -j ACCEPT")
+                rules.append(f"{back} -p {p} -m {p} --sport {port} -j ACCEPT")
+    return rules
+
+
+def _address_on(c: ContainerTarget, network: str, version: int) -> str | None:
+    for ep in c.endpoints:
+        if ep.network == network:
+            address = ep.ipv4 if version == 4 else ep.ipv6
+            return str(address.ip) if address else None
+    return None
+
+
+def _postrouting_rules(bridges: list[Bridge], published: list[Published]) -> list[str]:
+    outward = [b for b in bridges if not b.internal]
+    rules = [f"-s {b.subnet} ! -o {b.device} -j MASQUERADE" for b in outward if b.masquerade]
+    # The host reaching a container through 127.0.0.1 or its own address: answer to the bridge.
+    rules += [f"-o {b.device} -m addrtype --src-type LOCAL -j MASQUERADE" for b in outward]
+    rules += [p.hairpin_rule() for p in published]
+    return rules
+
+
+def _raw_rules(target: Target, version: int, bridges: list[Bridge], published: list[Published]) -> list[str]:
+    devices = {b.net.name: b.device for b in bridges}
+    rules = []
+    for c in sorted(target.containers, key=lambda c: c.name):
+        for ep in c.endpoints:
+            address = ep.ipv4 if version == 4 else ep.ipv6
+            device = devices.get(ep.network)
+            if address is not None and device is not None:
+                rules.append(f"-d {_host(str(address.ip))} ! -i {device} -j DROP")
+    for p in published:
+        if p.loopback_only and p.host_ip:
+            rules.append(f"-d {_host(p.host_ip)} ! -i lo {p._match(p.host_port)} -j DROP")
+    return rules
+
+
+# ---------------------------------------------------------------------------- sysctls
+
+
+def _sysctls(target: Target) -> list[Resource]:
+    bridges = [n for n in target.networks if n.driver == "bridge" and n.device]
+    if not bridges:
+        return []
+    out = [
+        # Bridged traffic must traverse iptables for ICC and isolation to hold (br_netfilter).
+        sysctl("net.bridge.bridge-nf-call-iptables", "1"),
+    ]
+    if any(not n.internal for n in bridges):
+        out.append(sysctl("net.ipv4.ip_forward", "1"))
+    if any(n.enable_ipv6 for n in bridges):
+        out.append(sysctl("net.bridge.bridge-nf-call-ip6tables", "1"))
+        out.append(sysctl("net.ipv6.conf.all.forwarding", "1"))
+    for n in bridges:
+        if not n.internal:
+            # 127.0.0.1:port -> container: the kernel must route loopback sources to the bridge.
+            out.append(
+                sysctl(f"net.ipv4.conf.{n.device}.route_localnet", "1", parent=f"link:/{n.device}")
+            )
+    return out

@@ -1,0 +1,299 @@
+"""Docker's bridge firewall semantics, checked with real TCP/UDP inside sandbox hosts.
+
+Host A runs netctl; `outside` is a second sandbox host wired to A's uplink (198.18.0.1 <->
+198.18.0.2), standing in for another machine on the network.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.sandbox_host import NETCTL, SandboxHost, probe, serve, wire
+
+A_IP, OUT_IP = "198.18.0.1", "198.18.0.2"
+PORT = 8000
+
+MATRIX = """
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: front}
+spec: {ipam: {config: [{subnet: 10.10.1.0/24}]}}
+---
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: back}
+spec: {ipam: {config: [{subnet: 10.10.2.0/24}]}}
+---
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: quiet}
+spec:
+  ipam: {config: [{subnet: 10.10.3.0/24}]}
+  options: {com.docker.network.bridge.enable_icc: "false"}
+---
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: vault}
+spec:
+  internal: true
+  ipam: {config: [{subnet: 10.10.4.0/24}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: f1}
+spec: {networks: [{name: front, ipv4Address: 10.10.1.10}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: f2}
+spec: {networks: [{name: front, ipv4Address: 10.10.1.11}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: b1}
+spec: {networks: [{name: back, ipv4Address: 10.10.2.10}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: dual}
+spec:
+  networks:
+    - {name: front, ipv4Address: 10.10.1.20}
+    - {name: back, ipv4Address: 10.10.2.20}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: q1}
+spec:
+  networks: [{name: quiet, ipv4Address: 10.10.3.10}]
+  links: ["q2:db"]
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: q2}
+spec:
+  networks: [{name: quiet, ipv4Address: 10.10.3.11}]
+  expose: ["8000"]
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: q3}
+spec: {networks: [{name: quiet, ipv4Address: 10.10.3.12}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: v1}
+spec: {networks: [{name: vault, ipv4Address: 10.10.4.10}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: v2}
+spec: {networks: [{name: vault, ipv4Address: 10.10.4.11}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: web}
+spec:
+  networks: [{name: front, ipv4Address: 10.10.1.30}]
+  ports: ["8080:8000", "127.0.0.1:9090:8000", "5353:8000/udp", "9000-9001:8000-8001"]
+"""
+
+ADDRESS = {
+    "f1": "10.10.1.10", "f2": "10.10.1.11", "b1": "10.10.2.10", "dual@front": "10.10.1.20",
+    "dual@back": "10.10.2.20", "q1": "10.10.3.10", "q2": "10.10.3.11", "q3": "10.10.3.12",
+    "v1": "10.10.4.10", "v2": "10.10.4.11",
+}
+
+
+def allowed(src: str, dst: str) -> bool:
+    """Where Docker lets a TCP connection through."""
+    net = {"f1": "front", "f2": "front", "b1": "back", "dual@front": "front", "dual@back": "back",
+           "q1": "quiet", "q2": "quiet", "q3": "quiet", "v1": "vault", "v2": "vault"}
+    src_nets = {"front", "back"} if src == "dual" else {net[src]}
+    if net[dst] not in src_nets:
+        return False  # isolation between bridge networks, both ways
+    if net[dst] == "quiet":  # ICC off: only the linked pair, towards the exposed port
+        return (src, dst) == ("q1", "q2")
+    return True
+
+
+@pytest.fixture
+def topology(host: SandboxHost, outside: SandboxHost) -> Iterator[SandboxHost]:
+    wire(host, outside, f"{A_IP}/24", f"{OUT_IP}/24")
+    host.write("/tmp/matrix.yaml", MATRIX)
+    host.netctl("apply", "-f", "/tmp/matrix.yaml")
+    names = ["f1", "f2", "b1", "dual", "q1", "q2", "q3", "v1", "v2", "web"]
+    servers = [serve(host, PORT, names), serve(host, 8001, ["web"]), serve(outside, PORT, ["-"])]
+    try:
+        yield host
+    finally:
+        for s in servers:
+            s.kill()
+            s.wait()
+
+
+def test_connectivity_matrix_is_dockers(topology: SandboxHost) -> None:
+    sources = ["f1", "f2", "b1", "dual", "q1", "q2", "q3", "v1", "v2"]
+    triples = [
+        (src, ip, PORT)
+        for src in sources
+        for dst, ip in ADDRESS.items()
+        if dst.split("@")[0] != src
+    ]
+    got = probe(topology, "tcp", triples)
+    wrong = []
+    for src, ip, _ in triples:
+        dst = next(d for d, a in ADDRESS.items() if a == ip)
+        expect = allowed(src, dst)
+        if (got[f"{src}>{ip}:{PORT}"] is not None) != expect:
+            wrong.append(f"{src} -> {dst} ({ip}): expected {'open' if expect else 'blocked'}")
+    assert not wrong, "\n".join(wrong)
+    # The host itself reaches containers directly, as with Docker.
+    assert probe(topology, "tcp", [("-", "10.10.1.10", PORT)])[f"->10.10.1.10:{PORT}"] is not None
+
+
+def test_masquerade_and_internal_networks(topology: SandboxHost) -> None:
+    got = probe(topology, "tcp", [("f1", OUT_IP, PORT), ("b1", OUT_IP, PORT), ("v1", OUT_IP, PORT)])
+    # The outside server sees host A's address, not the container's.
+    assert got[f"f1>{OUT_IP}:{PORT}"] == A_IP
+    assert got[f"b1>{OUT_IP}:{PORT}"] == A_IP
+    assert got[f"v1>{OUT_IP}:{PORT}"] is None  # internal: no way out
+    assert "default" not in topology.exec("v1", "ip route").stdout
+
+
+def test_published_ports_every_way(topology: SandboxHost, outside: SandboxHost) -> None:
+    web = "10.10.1.30"
+    # From another machine: the published ports, TCP and UDP, and a range.
+    got = probe(outside, "tcp", [("-", A_IP, 8080), ("-", A_IP, 9000), ("-", A_IP, 9001), ("-", A_IP, 9090)])
+    assert got[f"->{A_IP}:8080"] == OUT_IP  # DNAT without source NAT: the client's own address
+    assert got[f"->{A_IP}:9000"] == OUT_IP and got[f"->{A_IP}:9001"] == OUT_IP
+    assert got[f"->{A_IP}:9090"] is None  # bound to 127.0.0.1 on A: not from another host
+    assert probe(outside, "udp", [("-", A_IP, 5353)])[f"->{A_IP}:5353"] == OUT_IP
+    # From the host itself: its own address and 127.0.0.1 (no userland proxy involved).
+    got = probe(topology, "tcp", [("-", A_IP, 8080), ("-", "127.0.0.1", 8080), ("-", "127.0.0.1", 9090)])
+    assert all(v is not None for v in got.values()), got
+    # From a container on another network through the host's address, and hairpin.
+    got = probe(topology, "tcp", [("b1", A_IP, 8080), ("web", A_IP, 8080), ("f1", A_IP, 8080)])
+    assert all(v is not None for v in got.values()), got
+    # Container addresses are not reachable directly from another host, even with a route.
+    outside.run(["ip", "route", "add", "10.10.0.0/16", "via", A_IP])
+    outside.run(["ip", "route", "add", "127.0.0.0/8", "via", A_IP, "table", "100"])
+    got = probe(outside, "tcp", [("-", web, PORT), ("-", "10.10.2.10", PORT)])
+    assert got == {f"->{web}:{PORT}": None, f"->10.10.2.10:{PORT}": None}
+
+
+def test_publishing_on_an_internal_network_is_rejected(host: SandboxHost) -> None:
+    host.write("/tmp/bad.yaml", """
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: vault}
+spec: {internal: true}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: v}
+spec: {networks: [vault], ports: ["8080:80"]}
+""")
+    result = host.netctl("apply", "-f", "/tmp/bad.yaml", check=False)
+    assert result.returncode == 2 and "internal" in result.stderr
+    assert "NETCTL" not in host.run(["iptables-save"]).stdout
+
+
+FOREIGN = [
+    ["iptables", "-A", "FORWARD", "-i", "eth9", "-j", "ACCEPT"],
+    ["iptables", "-I", "FORWARD", "1", "-s", "192.0.2.7", "-j", "DROP"],
+    ["iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "192.0.2.0/24", "-j", "MASQUERADE"],
+    ["iptables", "-t", "nat", "-N", "MINE"],
+    ["iptables", "-t", "nat", "-A", "MINE", "-p", "tcp", "--dport", "1", "-j", "RETURN"],
+    ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"],
+]
+
+
+def foreign_rules(host: SandboxHost) -> list[str]:
+    out = host.run(["iptables-save"]).stdout.splitlines()
+    return [ln for ln in out if ln.startswith("-A") and "NETCTL" not in ln or ln.startswith(":MINE")]
+
+
+def test_foreign_rules_survive_apply_and_delete(host: SandboxHost) -> None:
+    for cmd in FOREIGN:
+        host.run(cmd)
+    before = foreign_rules(host)
+    host.write("/tmp/matrix.yaml", MATRIX)
+    host.netctl("apply", "-f", "/tmp/matrix.yaml")
+    assert foreign_rules(host) == before
+    host.netctl("delete", "-f", "/tmp/matrix.yaml")
+    assert foreign_rules(host) == before
+    assert "NETCTL" not in host.run(["iptables-save"]).stdout
+
+
+def test_a_rule_deleted_by_hand_is_shown_and_restored(host: SandboxHost) -> None:
+    host.write("/tmp/matrix.yaml", MATRIX)
+    host.netctl("apply", "-f", "/tmp/matrix.yaml")
+    rule = "-A NETCTL-RAW -d 10.10.1.30/32 ! -i"
+    saved = host.run(["iptables-save", "-t", "raw"]).stdout
+    line = next(ln for ln in saved.splitlines() if ln.startswith(rule))
+    host.run(["iptables", "-t", "raw", "-D", *line.split()[1:]])
+    host.run(["iptables", "-t", "nat", "-D", "PREROUTING", *"-m addrtype --dst-type LOCAL -j NETCTL".split()])
+    drift = host.netctl("plan").stdout
+    assert f"    + {line}" in drift
+    assert "+ jump ipv4/nat/PREROUTING: -m addrtype --dst-type LOCAL -j NETCTL" in drift
+    host.netctl("apply", "-f", "/tmp/matrix.yaml")
+    assert host.run(["iptables-save", "-t", "raw"]).stdout.count(line) == 1
+    assert host.netctl("plan").stdout.strip() == "no changes"
+
+
+SHIM = """#!/bin/sh
+echo "$0 $*" >> /tmp/restores.log
+exec /usr/sbin/$(basename "$0") "$@"
+"""
+
+
+def test_one_restore_per_table_and_none_on_a_no_op(host: SandboxHost) -> None:
+    for tool in ("iptables-restore", "ip6tables-restore"):
+        host.write(f"/tmp/shim/{tool}", SHIM)
+        host.run(["chmod", "+x", f"/tmp/shim/{tool}"])
+    docs = "---\n".join(
+        f"apiVersion: netctl/v1\nkind: Container\nmetadata: {{name: c{i}}}\n"
+        f"spec: {{ports: ['{10000 + i}:80']}}\n" for i in range(30)
+    )
+    host.write("/tmp/many.yaml", docs)
+
+    def restores(*args: str) -> list[str]:
+        host.run("rm -f /tmp/restores.log; touch /tmp/restores.log")
+        host.run(["env", "PATH=/tmp/shim:/usr/sbin:/usr/bin:/sbin:/bin", *NETCTL, *args])
+        return host.run(["cat", "/tmp/restores.log"]).stdout.splitlines()
+
+    assert len(restores("apply", "-f", "/tmp/many.yaml")) == 3  # raw, nat, filter: once each
+    assert restores("apply", "-f", "/tmp/many.yaml") == []  # no-op: not a single restore
+
+
+def test_legacy_link_writes_hosts_entries(host: SandboxHost) -> None:
+    host.write("/tmp/links.yaml", """
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: db1}
+spec: {}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: app}
+spec: {links: ["db1:db"]}
+""")
+    host.netctl("apply", "-f", "/tmp/links.yaml")
+    hosts = host.exec("app", "cat /etc/hosts").stdout
+    db_id = host.netctl("-o", "json", "container", "inspect", "db1").stdout
+    short = __import__("json").loads(db_id)[0]["Id"][:12]
+    assert f"172.17.0.2\tdb db1 {short}\n" in hosts
+    host.exec("app", "ping -c1 -W2 db")
+
+
+def test_ruleset_after_delete_all_has_no_netctl_chain(host: SandboxHost) -> None:
+    host.write("/tmp/matrix.yaml", MATRIX)
+    host.netctl("apply", "-f", "/tmp/matrix.yaml")
+    host.netctl("delete", "-f", "/tmp/matrix.yaml")
+    for tool in ("iptables-save", "ip6tables-save"):
+        assert "NETCTL" not in host.run([tool]).stdout
+    assert subprocess.run(["true"]).returncode == 0
