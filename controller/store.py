@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from controller.errors import LockError, StateError
 from controller.model import Allocations, Document, Source
@@ -77,6 +78,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._add_status_columns()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"cannot open the state in {state_dir}: {exc}") from exc
 
@@ -172,7 +174,7 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM status")
             db.executemany(
-                "INSERT INTO status VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO status (kind, name, state, reason, at, seconds) VALUES (?, ?, ?, ?, ?, ?)",
                 [(k, n, s, r, now, seconds) for k, n, s, r in rows],
             )
 
@@ -182,3 +184,46 @@ class Store:
                 "SELECT kind, name, state, reason, at, seconds FROM status ORDER BY kind, name"
             )
         )
+
+    # The controller's per-object rows: where the object comes from and when drift was last
+    # repaired, besides state, reason, last reconcile and its duration. Columns added to the
+    # table above (older state directories get them on open).
+
+    def _add_status_columns(self) -> None:
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(status)")}
+        for column in ("source", "repaired"):
+            if column not in have:
+                self.db.execute(f"ALTER TABLE status ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+
+    def put_status(self, rows: Iterable[StatusRow]) -> None:
+        """Insert or replace these rows, leave the others."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO status (kind, name, state, reason, at, seconds, source, repaired)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.kind, r.name, r.state, r.reason, r.at, r.seconds, r.source, r.repaired) for r in rows],
+            )
+
+    def drop_status(self, keys: Iterable[tuple[str, str]]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM status WHERE kind = ? AND name = ?", list(keys))
+
+    def status_rows(self) -> list[StatusRow]:
+        rows = self.db.execute(
+            "SELECT kind, name, state, reason, at, seconds, source, repaired FROM status ORDER BY kind, name"
+        )
+        return [StatusRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One object as the controller last saw it (`netctl status`)."""
+
+    kind: str  # Network, Container, or File (a manifest that failed validation)
+    name: str
+    state: str  # converged | pending | failed
+    reason: str = ""
+    at: str = ""  # last reconcile that covered the object (RFC 3339)
+    seconds: float = 0.0  # how long that reconcile took
+    source: str = ""
+    repaired: str = ""  # when drift was last repaired (RFC 3339), "" if never

@@ -214,7 +214,7 @@ FOREIGN = [
 
 def foreign_rules(host: SandboxHost) -> list[str]:
     out = host.run(["iptables-save"]).stdout.splitlines()
-    return [ln for ln in out if ln.startswith("-A") and "NETCTL" not in ln or ln.startswith(":MINE")]
+    return [ln for ln in out if (ln.startswith("-A") and "NETCTL" not in ln) or ln.startswith(":MINE")]
 
 
 def test_foreign_rules_survive_apply_and_delete(host: SandboxHost) -> None:
@@ -236,7 +236,8 @@ def test_a_rule_deleted_by_hand_is_shown_and_restored(host: SandboxHost) -> None
     saved = host.run(["iptables-save", "-t", "raw"]).stdout
     line = next(ln for ln in saved.splitlines() if ln.startswith(rule))
     host.run(["iptables", "-t", "raw", "-D", *line.split()[1:]])
-    host.run(["iptables", "-t", "nat", "-D", "PREROUTING", *"-m addrtype --dst-type LOCAL -j NETCTL".split()])
+    host.run(["iptables", "-t", "nat", "-D", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL",
+              "-j", "NETCTL"])
     drift = host.netctl("plan").stdout
     assert f"    + {line}" in drift
     assert "+ jump ipv4/nat/PREROUTING: -m addrtype --dst-type LOCAL -j NETCTL" in drift
