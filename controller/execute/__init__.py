@@ -7,25 +7,20 @@ logged with its duration; `progress` is called after each one.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
+from controller import failpoints
 from controller.errors import ApplyError
 from controller.execute import files, firewall
-from controller.execute.netlink import NetlinkBackend
 from controller.kernel.netns import Sockets
 from controller.model import Action, Kind, Op, Plan
 
 log = structlog.get_logger("netctl.execute")
 
-# A failpoint for crash tests (as etcd's gofail): SIGKILL ourselves after N actions, so that
-# tests can stop an apply at an exact point and check that the next apply converges.
-KILL_AFTER = int(os.environ.get("NETCTL_FAILPOINT_KILL_AFTER_ACTIONS", "0") or 0)
 
 
 @dataclass
@@ -40,7 +35,12 @@ def execute(
     sockets: Sockets,
     progress: Callable[[Action], None] | None = None,
 ) -> Report:
+    # pyroute2 takes ~0.3 s to import: a no-op apply never pays for it.
+    from controller.execute import overlay
+    from controller.execute.netlink import NetlinkBackend
+
     backend = NetlinkBackend(sockets)
+    overlays = overlay.OverlayBackend(sockets, backend.index)
     report = Report()
     start = time.perf_counter()
     veth_deletes = [a for a in plan.actions if a.op is Op.DELETE and a.resource.kind is Kind.VETH]
@@ -64,6 +64,8 @@ def execute(
                 firewall.apply_sysctl(action)
             elif action.resource.kind is Kind.FILE:
                 files.apply(action)
+            elif overlay.handles(action.resource.kind):
+                overlays.apply(action)
             else:
                 backend.apply(action)
         except Exception as exc:  # a kernel or file error: report which action failed
@@ -76,8 +78,7 @@ def execute(
             ms=round((time.perf_counter() - t0) * 1000, 3),
         )
         report.done.append(action)
-        if KILL_AFTER and len(report.done) >= KILL_AFTER:
-            os.kill(os.getpid(), signal.SIGKILL)
+        failpoints.hit("action")
         if progress is not None:
             progress(action)
     report.seconds = time.perf_counter() - start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -10,6 +11,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from controller import failpoints
 from controller.kernel import netns
 from controller.kernel.netns import Sockets
 from controller.model import Action, Kind, Op, Resource
@@ -63,7 +65,16 @@ class NetlinkBackend:
 
     def _create_bridge(self, r: Resource, _: Action) -> None:
         ipr = self.sockets.get(None)
-        ipr.link("add", ifname=r.attrs["name"], kind="bridge", mtu=r.attrs["mtu"])
+        try:
+            ipr.link("add", ifname=r.attrs["name"], kind="bridge", mtu=r.attrs["mtu"])
+        except NetlinkError as exc:
+            # A crash between "add" and "set alias" leaves our bridge without its alias.
+            existing = self._existing(None, r.attrs["name"])
+            if exc.code != errno.EEXIST or existing is None or _kind(existing) != "bridge" or (
+                existing.get("IFLA_IFALIAS") not in (None, "", r.attrs["alias"])
+            ):
+                raise
+            ipr.link("set", index=existing["index"], mtu=r.attrs["mtu"])
         # No IFLA_IFALIAS at creation time: the kernel applies it only on "set".
         index = self.index.get(None, r.attrs["name"])
         ipr.link("set", index=index, ifalias=r.attrs["alias"], state="up")
@@ -79,21 +90,45 @@ class NetlinkBackend:
         ipr = self.sockets.get(None)
         a = r.attrs
         fd = os.open(netns.path(a["peer_netns"]), os.O_RDONLY)
+        extra: dict[str, Any] = {}
+        if a["master"]:
+            extra["master"] = self.index.get(None, a["master"])
         try:
-            extra: dict[str, Any] = {}
-            if a["master"]:
-                extra["master"] = self.index.get(None, a["master"])
             ipr.link(
                 "add", ifname=a["name"], kind="veth", mtu=a["mtu"], state="up",
                 peer={"ifname": a["peer_ifname"], "net_ns_fd": fd, "mtu": a["mtu"]},
                 **extra,
             )
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST or not self._half_made_veth(r):
+                raise
+            # Ours, from a run killed before it set the alias: finish it instead.
+            ipr.link("set", index=self.index.get(None, a["name"]), mtu=a["mtu"], state="up", **extra)
         finally:
             os.close(fd)
+        failpoints.hit("veth-created")
         index = self.index.get(None, a["name"])
         ipr.link("set", index=index, ifalias=a["alias"])
         if a.get("hairpin"):
             ipr.brport("set", index=index, mode=1)
+
+    def _existing(self, ns: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            msg: dict[str, Any] = self.sockets.get(ns).link("get", ifname=name)[0]
+            return msg
+        except NetlinkError:
+            return None
+
+    def _half_made_veth(self, r: Resource) -> bool:
+        """A veth with our name and no alias is ours only if its other end is the interface
+        we wanted, inside the container namespace that netctl itself owns."""
+        a = r.attrs
+        host = self._existing(None, a["name"])
+        inner = self._existing(a["peer_netns"], a["peer_ifname"])
+        return (
+            host is not None and inner is not None and _kind(host) == "veth"
+            and not host.get("IFLA_IFALIAS") and inner.get("IFLA_LINK") == host["index"]
+        )
 
     def _update_veth(self, r: Resource, a: Action) -> None:
         self._set_link(None, r, a)
@@ -196,3 +231,8 @@ def handles(kind: Kind) -> bool:
 
 
 __all__ = ["IPRoute", "NetlinkBackend", "Op", "handles"]
+
+
+def _kind(msg: dict[str, Any]) -> str | None:
+    info = msg.get("IFLA_LINKINFO")
+    return info.get("IFLA_INFO_KIND") if info else None

@@ -15,8 +15,10 @@ import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING
 
-from pyroute2 import IPRoute
+if TYPE_CHECKING:  # pyroute2 takes ~0.3 s to import: only commands that change the kernel pay it
+    from pyroute2 import IPRoute
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
@@ -106,6 +108,8 @@ class Sockets:
         self.close()
 
     def get(self, netns: str | None) -> IPRoute:
+        from pyroute2 import IPRoute
+
         ipr = self._by_ns.get(netns)
         if ipr is None:
             if netns is None:
@@ -118,6 +122,8 @@ class Sockets:
 
     def create(self, name: str) -> IPRoute:
         """Create namespace `name` (with `lo` up) and return its socket."""
+        from pyroute2 import IPRoute
+
         os.makedirs(NETNS_RUN_DIR, exist_ok=True)
         target = path(name)
         fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import replace
 
 from controller import etcfiles, names, resources
-from controller.kernel import netns
+from controller.kernel import netns, rtdump
 from controller.kernel.netns import Sockets
 from controller.model import IPNetwork, Kind, Observed, Resource
 from controller.observe import files, firewall, netlink
@@ -25,27 +25,30 @@ def observe(
     sockets: Sockets, containers: Collection[str], sysctls: Collection[str] = ()
 ) -> Observed:
     """`sysctls`: the names the target sets (only those are read: the rest are the host's)."""
-    root = sockets.get(None)
-    bridges, links = netlink.host_links(root)
+    root = rtdump.dump(None, routes=False, bridge_ports=True)
+    bridges = netlink.host_links(root)
     out: list[Resource] = list(bridges)
     bridge_names = {r.attrs["name"] for r in bridges}
     out.extend(
-        netlink.addresses(
-            root, None,
-            {i: str(m.get("IFLA_IFNAME")) for i, m in links.items() if m.get("IFLA_IFNAME") in bridge_names},
-        )
+        netlink.addresses(root, None, {i: ln.name for i, ln in root.links.items() if ln.name in bridge_names})
     )
     present = set(netns.list_names())
     peers: dict[int, tuple[str, str]] = {}
     inner: list[Resource] = []
     for name in sorted(set(containers) & present):
         out.append(resources.netns(name))
-        found, found_peers = netlink.container(sockets.get(name), name)
+        found, found_peers = netlink.container(name)
         inner.extend(found)
         peers.update(found_peers)
-    veths = netlink.host_veths(links, peers, netlink.hairpin_ports(root))
+    veths = netlink.host_veths(root, peers)
     out.extend(veths)
     out.extend(_join_container_ends(inner, veths))
+    if any(ln.kind == "vxlan" and names.is_owned_alias(ln.alias) for ln in root.links.values()):
+        # Overlay entries need pyroute2's full decoding (VXLAN data, FDB); only when present.
+        from controller.observe import overlay
+
+        ipr = sockets.get(None)
+        out.extend(overlay.observe(ipr, {m["index"]: m for m in ipr.get_links()}))
     out.extend(files.container_files(containers))
     out.extend(firewall.rules())
     out.extend(firewall.sysctls(sysctls))
@@ -69,14 +72,13 @@ def _join_container_ends(inner: list[Resource], veths: list[Resource]) -> list[R
 def host_facts(sockets: Sockets) -> HostFacts:
     """Routes already on the host (pool subnets must avoid them, except routes on our own
     bridges) and the host's resolvers."""
-    root = sockets.get(None)
-    ours = {m["index"] for m in root.get_links() if names.is_owned_alias(m.get("IFLA_IFALIAS"))}
-    routes: list[IPNetwork] = []
-    for msg in root.get_routes(table=netlink.RT_TABLE_MAIN):
-        dst = msg.get("RTA_DST")
-        if dst is None or msg["dst_len"] == 0 or msg.get("RTA_OIF") in ours:
-            continue
-        routes.append(ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False))
+    found = rtdump.dump(None)
+    ours = {i for i, link in found.links.items() if names.is_owned_alias(link.alias)}
+    routes: list[IPNetwork] = [
+        ipaddress.ip_network(f"{r.dst}/{r.dst_len}", strict=False)
+        for r in found.routes
+        if r.dst and r.dst_len and r.oif not in ours
+    ]
     try:
         with open(HOST_RESOLV_CONF, encoding="utf-8") as f:
             servers, search = etcfiles.host_resolvers(f.read())

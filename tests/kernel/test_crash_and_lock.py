@@ -38,13 +38,14 @@ def assert_converged(host: SandboxHost, names: list[str]) -> None:
     assert len(set(got.values())) == len(names), f"an address was handed out twice: {got}"
 
 
-@pytest.mark.parametrize("kill_after", [1, 2, 7, 25, 60])
-def test_sigkill_at_an_exact_action_then_apply_converges(host: SandboxHost, kill_after: int) -> None:
+@pytest.mark.parametrize(
+    "failpoint", ["action=1", "action=2", "action=7", "action=25", "action=60", "veth-created=3"]
+)
+def test_sigkill_at_an_exact_point_then_apply_converges(host: SandboxHost, failpoint: str) -> None:
     host.write("/tmp/many.yaml", many(12))
     names = [f"c{i}" for i in range(12)]
     crashed = host.run(
-        ["env", f"NETCTL_FAILPOINT_KILL_AFTER_ACTIONS={kill_after}",
-         *NETCTL, "apply", "-f", "/tmp/many.yaml"],
+        ["env", f"NETCTL_FAILPOINTS={failpoint}", *NETCTL, "apply", "-f", "/tmp/many.yaml"],
         check=False,
     )
     assert crashed.returncode == -9
