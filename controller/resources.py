@@ -111,3 +111,48 @@ def route(netns_name: str | None, dst: str, *, gateway: str, dev: str, via_addr:
 
 def file(path: str, content: str, *, deps: tuple[str, ...] = ()) -> Resource:
     return Resource(Kind.FILE, file_key(path), {"path": path, "content": content}, deps=deps)
+
+
+# Overlay networks (drivers/overlay.py): keys `fdb:DEV/MAC`, `neigh:DEV/IP` (host namespace).
+
+
+def vxlan(name: str, *, vni: int, port: int, master: str, mtu: int, alias: str) -> Resource:
+    """A VXLAN device without learning (entries come from the cluster store) and with ARP
+    proxy on (it answers ARP for remote endpoints from its neighbour entries: no flooding)."""
+    return Resource(
+        Kind.VXLAN,
+        link_key(None, name),
+        {"name": name, "vni": vni, "port": port, "learning": False, "proxy": True,
+         "master": master, "mtu": mtu, "up": True, "alias": alias},
+        deps=(link_key(None, master),),
+        immutable=frozenset({"vni", "port", "learning", "proxy"}),
+    )
+
+
+def fdb_key(dev: str, mac: str) -> str:
+    return f"fdb:{dev}/{mac}"
+
+
+def neigh_key(dev: str, ip: str) -> str:
+    return f"neigh:{dev}/{ip}"
+
+
+def fdb(dev: str, mac: str, dst: str) -> Resource:
+    return Resource(
+        Kind.FDB,
+        fdb_key(dev, mac),
+        {"dev": dev, "mac": mac, "dst": dst},
+        deps=(link_key(None, dev),),
+        parent=link_key(None, dev),
+        immutable=frozenset({"dst"}),
+    )
+
+
+def neigh(dev: str, ip: str, mac: str) -> Resource:
+    return Resource(
+        Kind.NEIGH,
+        neigh_key(dev, ip),
+        {"dev": dev, "ip": ip, "mac": mac},
+        deps=(link_key(None, dev),),
+        parent=link_key(None, dev),
+    )

@@ -27,12 +27,13 @@ class Driver(Protocol):
 
 
 def get(name: str) -> Driver:
-    from controller.drivers import bridge, host, none
+    from controller.drivers import bridge, host, none, overlay
 
     registry: dict[str, Driver] = {
         "bridge": bridge.BridgeDriver(),
         "host": host.HostDriver(),
         "none": none.NoneDriver(),
+        "overlay": overlay.OverlayDriver(),
     }
     try:
         return registry[name]
