@@ -298,3 +298,59 @@ def test_ruleset_after_delete_all_has_no_netctl_chain(host: SandboxHost) -> None
     for tool in ("iptables-save", "ip6tables-save"):
         assert "NETCTL" not in host.run([tool]).stdout
     assert subprocess.run(["true"]).returncode == 0
+
+
+DUAL = """
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: v6a}
+spec:
+  enableIPv6: true
+  ipam: {config: [{subnet: 10.20.1.0/24}, {subnet: "fd00:20:1::/64"}]}
+---
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: v6b}
+spec:
+  enableIPv6: true
+  ipam: {config: [{subnet: 10.20.2.0/24}, {subnet: "fd00:20:2::/64"}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: a1}
+spec: {networks: [v6a]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: a2}
+spec: {networks: [v6a], ports: ["8080:8000"]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: b1}
+spec: {networks: [v6b]}
+"""
+
+
+def test_ipv6_gets_the_same_rules_through_ip6tables(host: SandboxHost, outside: SandboxHost) -> None:
+    wire(host, outside, f"{A_IP}/24", f"{OUT_IP}/24")
+    host.run(["ip", "-6", "addr", "add", "fd00:99::1/64", "dev", "uplink", "nodad"])
+    outside.run(["ip", "-6", "addr", "add", "fd00:99::2/64", "dev", "uplink", "nodad"])
+    host.write("/tmp/dual.yaml", DUAL)
+    host.netctl("apply", "-f", "/tmp/dual.yaml")
+    assert "NETCTL-FORWARD" in host.run(["ip6tables-save"]).stdout
+    server = serve(host, PORT, ["a1", "a2", "b1"])
+    try:
+        a2, b1 = "fd00:20:1::3", "fd00:20:2::2"
+        got = probe(host, "tcp", [("a1", a2, PORT), ("a1", b1, PORT), ("b1", a2, PORT)])
+        assert got[f"a1>{a2}:{PORT}"] is not None  # same network
+        assert got[f"a1>{b1}:{PORT}"] is None and got[f"b1>{a2}:{PORT}"] is None  # isolated
+        # The published port over IPv6 from another host; the container address itself is not.
+        assert probe(outside, "tcp", [("-", "fd00:99::1", 8080)])["->fd00:99::1:8080"] == "fd00:99::2"
+        outside.run(["ip", "-6", "route", "add", "fd00:20::/32", "via", "fd00:99::1"])
+        assert probe(outside, "tcp", [("-", a2, PORT)])[f"->{a2}:{PORT}"] is None
+    finally:
+        server.kill()
+        server.wait()
+    host.netctl("delete", "-f", "/tmp/dual.yaml")
+    assert "NETCTL" not in host.run(["ip6tables-save"]).stdout
