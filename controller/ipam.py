@@ -63,21 +63,27 @@ def allocate(
     subnet: IPNetwork,
     ip_range: IPNetwork | None,
     unavailable: Collection[IPAddress],
+    start: IPAddress | None = None,
 ) -> IPAddress:
-    """The lowest address of `ip_range` (or `subnet`) that is not unavailable."""
+    """The lowest address of `ip_range` (or `subnet`) that is not unavailable.
+
+    `start`: where to begin looking, when every lower address is known to be taken (a caller
+    handing out many addresses in a row would otherwise rescan from the bottom each time).
+    """
     pool = ip_range or subnet
-    for candidate in _addresses(pool):
+    for candidate in _addresses(pool, start):
         if candidate in subnet and candidate not in unavailable:
             return candidate
     raise PoolExhausted(f"no available IP address in {pool}")
 
 
-def _addresses(pool: IPNetwork) -> Iterator[IPAddress]:
+def _addresses(pool: IPNetwork, start: IPAddress | None = None) -> Iterator[IPAddress]:
     # Walk by integer: pool.hosts() builds huge lists for IPv6 and skips nothing we want kept.
     make = type(pool.network_address)
-    start = int(pool.network_address)
-    for offset in range(pool.num_addresses):
-        yield make(start + offset)
+    first = int(pool.network_address)
+    skip = max(0, int(start) - first) if start is not None and start.version == pool.version else 0
+    for offset in range(skip, pool.num_addresses):
+        yield make(first + offset)
 
 
 def mac_from_ipv4(address: ipaddress.IPv4Address) -> str:

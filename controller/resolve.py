@@ -225,17 +225,23 @@ def _assign_addresses(
         else:
             fresh.append(key)
 
+    # Lowest-first within one run: each pick starts where the previous one on its pool ended.
+    unavailable: dict[tuple[str, int], set[IPAddress]] = {}
+    cursor: dict[tuple[str, int], IPAddress] = {}
     for key in fresh:
         net_name, container, family = key
         subnet = _subnet(networks[net_name], family)
         assert subnet is not None
-        unavailable = used.setdefault((net_name, family), set()) | _reserved(subnet)
+        pool = (net_name, family)
+        if pool not in unavailable:
+            unavailable[pool] = used.setdefault(pool, set()) | _reserved(subnet)
         try:
-            address = ipam.allocate(subnet.subnet, subnet.ip_range, unavailable)
+            address = ipam.allocate(subnet.subnet, subnet.ip_range, unavailable[pool], cursor.get(pool))
         except ipam.PoolExhausted as exc:
             raise ResolveError(f"container {container} on network {net_name}: {exc}") from exc
         out[key] = str(address)
-        reserve(net_name, family, str(address))
+        unavailable[pool].add(address)
+        cursor[pool] = address
     return out
 
 
@@ -316,6 +322,7 @@ def _container_target(
 
 def _gateway(subnet: SubnetTarget | None, net: NetworkTarget) -> IPAddress | None:
     # Internal networks have no way out, so their containers get no default route (Docker).
-    if subnet is None or subnet.gateway is None or net.internal:
+    # Overlay segments are pure layer 2 across hosts (drivers/overlay.py): no gateway on them.
+    if subnet is None or subnet.gateway is None or net.internal or net.driver in GLOBAL_DRIVERS:
         return None
     return subnet.gateway.ip

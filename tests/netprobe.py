@@ -22,7 +22,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 CLONE_NEWNET = 0x40000000
-TIMEOUT = float(os.environ.get("NETPROBE_TIMEOUT", "1.0"))
+# Blocked probes cost one timeout, in parallel; 2 s keeps allowed ones passing on a loaded machine.
+TIMEOUT = float(os.environ.get("NETPROBE_TIMEOUT", "2.0"))
 _libc = ctypes.CDLL(None, use_errno=True)
 
 

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
+from controller import failpoints
+
 if TYPE_CHECKING:  # pyroute2 takes ~0.3 s to import: only commands that change the kernel pay it
     from pyroute2 import IPRoute
 
@@ -67,14 +69,24 @@ def path(name: str) -> str:
 
 
 def list_names() -> list[str]:
+    """Namespaces that exist: a file in /run/netns with a namespace mounted on it. A process
+    killed between creating the file and mounting leaves an empty file, which is none."""
     try:
-        return sorted(os.listdir(NETNS_RUN_DIR))
+        return sorted(n for n in os.listdir(NETNS_RUN_DIR) if _mounted(path(n)))
     except FileNotFoundError:
         return []
 
 
 def exists(name: str) -> bool:
-    return os.path.exists(path(name))
+    return _mounted(path(name))
+
+
+def _mounted(target: str) -> bool:
+    # A namespace bind-mounted on the file lives on nsfs: another device than the folder's.
+    try:
+        return os.stat(target).st_dev != os.stat(os.path.dirname(target)).st_dev
+    except FileNotFoundError:
+        return False
 
 
 @contextmanager
@@ -126,8 +138,11 @@ class Sockets:
 
         os.makedirs(NETNS_RUN_DIR, exist_ok=True)
         target = path(name)
-        fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        if _mounted(target):
+            raise FileExistsError(errno.EEXIST, f"namespace {name} exists", target)
+        fd = os.open(target, os.O_RDONLY | os.O_CREAT, 0o444)  # may be left by a killed run
         os.close(fd)
+        failpoints.hit("netns-file-created")
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
             unshare(CLONE_NEWNET)

@@ -39,7 +39,8 @@ def assert_converged(host: SandboxHost, names: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "failpoint", ["action=1", "action=2", "action=7", "action=25", "action=60", "veth-created=3"]
+    "failpoint", ["action=1", "action=2", "action=7", "action=25", "action=60", "veth-created=3",
+     "netns-file-created=4"]
 )
 def test_sigkill_at_an_exact_point_then_apply_converges(host: SandboxHost, failpoint: str) -> None:
     host.write("/tmp/many.yaml", many(12))
