@@ -1,0 +1,205 @@
+"""`netctl dns serve`: one DNS server per state directory, restarted when it dies.
+
+The process started by the pipeline is a small supervisor:
+
+- It holds <state-dir>/dns/lock for its whole life: the lock says "a server runs here"
+  (the pipeline starts one only when the lock is free, a second `serve` exits at once).
+- It forks the worker (controller.dns.server), which serves. Forking from an interpreter that
+  has already imported everything makes a restart take milliseconds.
+- The worker sends it a copy of every socket it opens (SCM_RIGHTS over a socketpair) and
+  says when it closes one. When the worker dies (a crash, SIGKILL, OOM) the supervisor forks
+  a new one that inherits those same sockets: the namespaces' 127.0.0.11:53 never stop
+  existing, queries that arrive meanwhile wait in the socket buffers and are answered by the
+  successor. Restarts back off (50 ms doubling to 5 s) when the worker keeps dying at once.
+- The worker dies with the supervisor (PR_SET_PDEATHSIG), so killing the supervisor stops
+  everything and frees the lock; the next `netctl apply` then starts a new server.
+
+A worker exit status of 0 means "stop" (SIGTERM, or nothing left to serve).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+
+from controller.dns import server
+from controller.dns.control import Paths
+
+PR_SET_PDEATHSIG = 1
+MIN_BACKOFF = 0.05
+MAX_BACKOFF = 5.0
+STABLE = 30.0  # a worker that lived this long resets the backoff
+
+
+def serve(state_dir: str) -> int:
+    paths = Paths(state_dir)
+    os.makedirs(paths.dir, exist_ok=True)
+    lock = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"netctl dns: a server already runs for {state_dir}", file=sys.stderr)
+        return 0
+    with open(paths.pid, "w", encoding="utf-8") as f:
+        f.write(f"{os.getpid()}\n")
+    _raise_fd_limit()
+    return Supervisor(paths).run()
+
+
+class Supervisor:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.worker = 0
+        self.stopping = False
+        self.kept: server.Inherited = {}
+        # In a sandbox (`netctl sandbox`, test hosts) the server must not outlive it: it
+        # follows the sandbox's first process, which ends the sandbox when it ends.
+        self.anchor = sandbox_anchor() if os.environ.get("NETCTL_SANDBOX") == "1" else None
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_signal)
+        anchor_fd = _pidfd(self.anchor) if self.anchor else None
+        backoff = MIN_BACKOFF
+        try:
+            while True:
+                started = time.monotonic()
+                code = self._run_worker(anchor_fd)
+                if self.stopping or code == 0:
+                    return 0
+                print(f"netctl dns: worker exited with {code}; restarting", file=sys.stderr, flush=True)
+                quick = time.monotonic() - started < STABLE
+                backoff = min(backoff * 2, MAX_BACKOFF) if quick else MIN_BACKOFF
+                time.sleep(backoff)
+        finally:
+            for _, fds in self.kept.values():
+                for fd in fds:
+                    os.close(fd)
+            if anchor_fd is not None:
+                os.close(anchor_fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.paths.pid)
+
+    def _on_signal(self, signum: int, _: object) -> None:
+        """SIGTERM/SIGINT: stop (the worker first); SIGHUP: the worker reloads now."""
+        if signum != signal.SIGHUP:
+            self.stopping = True
+        if self.worker:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.worker, signum)
+
+    def _run_worker(self, anchor_fd: int | None) -> int:
+        """Fork a worker, keep what it sends until it exits: its exit status."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                ours.close()
+                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                if os.getppid() != parent:  # the supervisor died before prctl
+                    os._exit(1)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                code = server.run(self.paths, self.kept, theirs)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.worker = pid
+        theirs.close()
+        pidfd = os.pidfd_open(pid)
+        try:
+            poller = select.poll()
+            poller.register(ours.fileno(), select.POLLIN)
+            poller.register(pidfd, select.POLLIN)
+            if anchor_fd is not None:
+                poller.register(anchor_fd, select.POLLIN)
+            while True:
+                for fd, _ in poller.poll():
+                    if fd == ours.fileno():
+                        if not _receive(ours, self.kept):
+                            poller.unregister(ours.fileno())
+                    elif fd == anchor_fd:
+                        poller.unregister(anchor_fd)
+                        self._on_signal(signal.SIGTERM, None)  # the sandbox is gone
+                    elif fd == pidfd:
+                        while _receive(ours, self.kept, block=False):  # sent before dying
+                            pass
+                        _, status = os.waitpid(pid, 0)
+                        return os.waitstatus_to_exitcode(status)
+        finally:
+            self.worker = 0
+            os.close(pidfd)
+            ours.close()
+
+
+def sandbox_anchor() -> int | None:
+    """The oldest process in our network namespace: the sandbox's first process."""
+    mine = os.stat("/proc/self/ns/net").st_ino
+    oldest: tuple[int, int] | None = None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino != mine:
+                continue
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                start = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        except (OSError, ValueError, IndexError):
+            continue
+        if oldest is None or (start, int(entry)) < oldest:
+            oldest = (start, int(entry))
+    return None if oldest is None or oldest[1] == os.getpid() else oldest[1]
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _receive(sock: socket.socket, kept: server.Inherited, block: bool = True) -> bool:
+    """One keep/drop message from the worker; False at end of stream (or nothing, non-blocking)."""
+    try:
+        msg, fds, _, _ = socket.recv_fds(sock, 4096, 16, 0 if block else socket.MSG_DONTWAIT)
+    except (BlockingIOError, ConnectionResetError):
+        return False
+    if not msg:
+        for fd in fds:
+            os.close(fd)
+        return False
+    body = json.loads(msg)
+    key = body["key"]
+    old = kept.pop(key, None)
+    if old is not None:
+        for fd in old[1]:
+            os.close(fd)
+    if body["op"] == "keep":
+        kept[key] = (int(body["ino"]), list(fds))
+    else:
+        for fd in fds:
+            os.close(fd)
+    return True
+
+
+def _raise_fd_limit() -> None:
+    """Two sockets per container, twice (ours and the worker's copies)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
