@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from controller import load, logs, render
+from controller.cluster import command as overlay_command
+from controller.dns import command as dns_command
 from controller.errors import ManifestError, NetctlError, NotFoundError, UserError
 from controller.model import Action, Document, Plan, Source
 
@@ -33,7 +35,9 @@ examples:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.configure(args.log_format, args.log_level)
+    # A terminal gets a progress bar for long applies; anything else gets one log line per action.
+    quiet = "warning" if sys.stderr.isatty() else "info"
+    logs.configure(args.log_format, args.log_level or getattr(args, "default_log_level", quiet))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -63,10 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where allocations and applied objects live (default: %(default)s)")
     p.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
     p.add_argument("--log-format", choices=("console", "json"), default="console")
-    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                   help="default: warning on a terminal shows a progress bar instead")
+    p.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
+                   help="default: warning on a terminal (long applies show a progress bar), "
+                        "info otherwise (one line per action with its duration) and for the controller")
     p.add_argument("--lock-timeout", type=float, default=30.0,
                    help="seconds to wait for another netctl holding the state lock (default: 30)")
+    overlay_command.add_global_options(p)  # --cluster-store, --cluster-store-opt, --advertise-address
     sub = p.add_subparsers(metavar="COMMAND")
 
     def files_arg(cmd: argparse.ArgumentParser, required: bool = True) -> None:
@@ -140,11 +146,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("sandbox", help="run a command (default: a shell) on a throwaway host: "
                        "new network and mount namespaces, private /run/netns, /etc/netns, state")
+    c.add_argument("--hosts", type=int, default=0, metavar="N",
+                   help="a multi-host lab instead: N sandbox hosts on an underlay bridge plus one "
+                        "etcd, each running the overlay agent; CMD runs with host1..hostN on PATH")
     c.add_argument("command", nargs=argparse.REMAINDER)
     c.set_defaults(func=cmd_sandbox)
 
     c = sub.add_parser("status", help="per object: source, state, last reconcile")
     c.set_defaults(func=cmd_status)
+
+    c = sub.add_parser("controller", help="keep the kernel equal to a folder of manifests (long-running; "
+                       "SIGHUP: full resync, SIGTERM: stop and leave the network as it is)")
+    c.add_argument("--manifests", required=True, metavar="DIR",
+                   help="the watched folder: *.yaml/*.yml anywhere under it are the desired state")
+    c.add_argument("--resync-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="full resync against the kernel every SECONDS (default: 30)")
+    c.add_argument("--metrics-address", default=None, metavar="HOST:PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
+    c.set_defaults(func=cmd_controller, default_log_level="info")
+    dns_command.add_parser(sub)  # netctl dns status|serve|hosts|listen
+    overlay_command.add_parser(sub)  # netctl overlay agent|preflight|peers
     return p
 
 
@@ -154,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 def session(args: argparse.Namespace) -> Any:
     from controller.pipeline import Session
 
-    return Session(args.state_dir, args.lock_timeout, progress=progress_for(args))
+    return Session(args.state_dir, args.lock_timeout, progress=progress_for(args),
+                   cluster_config=overlay_command.config_of(args))
 
 
 def progress_for(args: argparse.Namespace) -> Callable[[Plan], Callable[[Action], None] | None]:
@@ -247,10 +269,12 @@ def cmd_network_ls(args: argparse.Namespace) -> int:
     from controller.resolve import HostFacts, resolve
 
     with session(args) as s:
-        docs = s.store.documents()
+        docs, allocations = s.store.documents(), s.store.allocations()
+        if s.cluster is not None:  # overlay networks are listed on every host of the cluster
+            docs, allocations = s.cluster.listing(docs, s.store.origins(), allocations)
         # The built-in networks are listed even before anything was applied, as Docker does.
         spec = build(docs) if docs else load.build_spec([], load.load_builtin())
-        target, _ = resolve(spec, s.store.allocations(), HostFacts(), "")
+        target, _ = resolve(spec, allocations, HostFacts(), "")
     rows = render.network_rows(target)
     emit(args, [dict(zip(("ID", "Name", "Driver", "Scope"), r, strict=True)) for r in rows],
          render.table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], rows))
@@ -419,22 +443,56 @@ def cmd_exec(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from controller.kernel.sandbox import run
 
+    if args.hosts:
+        from controller.cluster.lab import run_lab
+
+        return run_lab(args.hosts, strip_args(args.command))
     state_dir = args.state_dir
     return run(strip_args(args.command), state_dir)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    with session(args) as s:
-        origins = s.store.origins()
-        docs = {(d.kind, d.name): d for d in s.store.documents()}
-        status = {(k, n): (st, r, at, sec) for k, n, st, r, at, sec in s.store.status()}
-    rows = []
-    for key, doc in sorted(docs.items()):
-        st, reason, at, _sec = status.get(key, ("applied", "", "", 0.0))
-        rows.append([key[0], key[1], f"{origins.get(key, '')}:{doc.source}", st, reason, at])
-    emit(args, [dict(zip(("Kind", "Name", "Source", "State", "Reason", "At"), r, strict=True)) for r in rows],
-         render.table(["KIND", "NAME", "SOURCE", "STATE", "REASON", "AT"], rows))
+    from controller.daemon import controller_running
+    from controller.store import Store
+
+    store = Store(args.state_dir)
+    try:
+        origins = store.origins()
+        docs = {(d.kind, d.name): d for d in store.documents()}
+        status = {(r.kind, r.name): r for r in store.status_rows()}
+    finally:
+        store.close()
+    running = controller_running(args.state_dir)
+    headers = ["KIND", "NAME", "SOURCE", "STATE", "REASON", "LAST-RECONCILE", "DURATION"]
+    rows, out = [], []
+    for key in sorted(docs.keys() | status.keys()):
+        doc, row = docs.get(key), status.get(key)
+        if doc is None and (row is None or key[0] != "File"):
+            continue  # removed since the controller's last reconcile
+        origin = origins.get(key, "")
+        source = f"{origin.split(':', 1)[0]}:{doc.source}" if doc else (row.source if row else "")
+        state, reason = (row.state, row.reason) if row else ("applied", "")
+        if row and row.repaired and state == "converged":
+            reason = f"drift repaired at {row.repaired}" + (f": {reason}" if reason else "")
+        at, seconds = (row.at, f"{row.seconds:.3f}s") if row and row.at else ("", "")
+        rows.append([key[0], key[1], source, state, reason, at, seconds])
+        out.append({"Kind": key[0], "Name": key[1], "Source": source, "Origin": origin, "State": state,
+                    "Reason": row.reason if row else "", "LastReconcile": at,
+                    "Seconds": row.seconds if row else None,
+                    "DriftRepairedAt": row.repaired if row else ""})
+    emit(args, out, render.table(headers, rows))
+    if args.output == "table":
+        note = (f"controller: running (pid {running[0]}), watching {running[1]}" if running
+                else "controller: not running; states are as of its last reconcile")
+        print(note, file=sys.stderr)
     return 0
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    from controller.daemon import Options, run
+
+    return run(Options(args.manifests, args.state_dir, args.resync_interval, args.metrics_address,
+                       args.lock_timeout))
 
 
 _ = Source  # re-exported for type checkers of callers

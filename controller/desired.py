@@ -21,7 +21,8 @@ def desired_resources(target: Target) -> tuple[Resource, ...]:
     for container in target.containers:
         if container.netns is None:
             continue
-        out.append(resources.netns(container.netns))
+        ipv6 = any(ep.ipv6 is not None for ep in container.endpoints)
+        out.append(resources.netns(container.netns, ipv6=ipv6))
         for ep in container.endpoints:
             out.extend(drivers.get(by_network[ep.network].driver).endpoint_resources(
                 by_network[ep.network], ep

@@ -12,11 +12,13 @@ import datetime
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
 from controller import etcfiles, load, observe
 from controller.desired import desired_resources
+from controller.dns import control as embedded_dns
 from controller.errors import ApplyError, ConflictError, NotFoundError, UserError
 from controller.execute import Report, execute
 from controller.kernel.netns import Sockets
@@ -24,6 +26,10 @@ from controller.model import Action, Document, Kind, Observed, Op, Plan, Resourc
 from controller.plan import diff_attrs, plan
 from controller.resolve import ResolveError, resolve
 from controller.store import Store, locked
+
+if TYPE_CHECKING:
+    from controller.cluster.config import ClusterConfig
+    from controller.cluster.session import ClusterSession
 
 log = structlog.get_logger("netctl")
 
@@ -54,7 +60,7 @@ class Scope:
     `previous` is the target of the last successful reconcile (by key): containers whose target
     resources differ from it are in scope. `also` are read anyway (drift was seen there),
     `everything` reads every owned namespace (startup, resync), `skip` leaves containers alone
-    whose target did not change (they wait for a retry after a failure).
+    (they failed and wait for their retry; the controller clears it when the input changes).
     """
 
     previous: Mapping[str, Resource] = field(default_factory=dict)
@@ -63,6 +69,8 @@ class Scope:
     skip: frozenset[str] = frozenset()
 
     def namespaces(self, wanted: Sequence[Resource], owned: Collection[str]) -> frozenset[str]:
+        if self.everything:
+            return frozenset(set(owned) - self.skip)
         current = {r.key: r for r in wanted}
         peers = veth_peers([*wanted, *self.previous.values()])
         changed = {
@@ -72,9 +80,8 @@ class Scope:
             for r in (current.get(key), self.previous.get(key))
             if r is not None
         }
-        changed.discard(None)
-        names = set(owned) if self.everything else {n for n in changed | self.also if n}
-        return frozenset(n for n in names & set(owned) if n in changed or n not in self.skip)
+        names = {n for n in changed | self.also if n}
+        return frozenset(names & set(owned) - self.skip)
 
 
 def veth_peers(resources: Sequence[Resource]) -> dict[str, str]:
@@ -110,12 +117,20 @@ class Session:
     state_dir: str
     lock_timeout: float = 30.0
     progress: Callable[[Plan], Callable[[Action], None] | None] | None = None
+    cluster_config: ClusterConfig | None = None  # --cluster-store: overlay networks
 
     def __post_init__(self) -> None:
         self.store = Store(self.state_dir)
         self.sockets = Sockets()
+        self.cluster: ClusterSession | None = None
+        if self.cluster_config is not None:  # imported only then: most commands never need it
+            from controller.cluster.session import ClusterSession
+
+            self.cluster = ClusterSession(self.cluster_config, self.state_dir, self.sockets)
 
     def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
         self.sockets.close()
         self.store.close()
 
@@ -137,6 +152,8 @@ class Session:
         with locked(self.state_dir, self.lock_timeout):
             stored = self.store.documents()
             present = {(d.kind, d.name) for d in stored}
+            if self.cluster is not None:  # an overlay network is removed from any host
+                present |= self.cluster.network_keys()
             for kind, name in keys:
                 if kind == "Network" and name in BUILTIN_NETWORKS:
                     raise ConflictError(f"{name} is a pre-defined network and cannot be removed")
@@ -144,6 +161,8 @@ class Session:
                     raise NotFoundError(f"no {kind.lower()} named {name!r}")
             remaining = [d for d in stored if (d.kind, d.name) not in set(keys)]
             _refuse_networks_in_use(keys, remaining, self.store)
+            if self.cluster is not None and not dry_run:
+                self.cluster.remove_networks([n for k, n in keys if k == "Network"])
             return self.converge(remaining, "apply", [], dry_run)
 
     def current(self) -> Outcome:
@@ -178,11 +197,18 @@ class Session:
         dry_run: bool,
         scope: Scope | None = None,
     ) -> Outcome:
+        if self.cluster is not None:  # the cluster's overlay networks join this host's documents
+            documents = self.cluster.documents(documents, self.store.origins(), changed)
         spec = build(documents)
         facts = observe.host_facts(self.sockets)
         when = now()
+        allocations = self.store.allocations()
+        if self.cluster is not None:  # overlay IDs, VNIs, subnets, addresses: claimed in etcd
+            spec, allocations = self.cluster.allocate(
+                documents, changed, spec, allocations, facts, when, dry_run
+            )
         try:
-            target, allocations = resolve(spec, self.store.allocations(), facts, when)
+            target, allocations = resolve(spec, allocations, facts, when)
         except ResolveError as exc:
             raise UserError(str(exc)) from exc
         wanted = desired_resources(target)
@@ -191,13 +217,18 @@ class Session:
         if not dry_run:
             origins = self.store.origins()
             origins.update({(d.kind, d.name): origin for d in changed})
+            if self.cluster is not None:
+                origins.update(dict.fromkeys(self.cluster.cluster_keys, self.cluster.ORIGIN))
             self.store.save(documents, origins, allocations, target_ns, when)
+            embedded_dns.prestart(self.state_dir, target)  # its start-up overlaps the rest
         sysctls = [r.attrs["name"] for r in wanted if r.kind is Kind.SYSCTL]
         everything, names = wanted, owned | target_ns
         if scope is not None:
             names = set(scope.namespaces(wanted, names))
             peers = veth_peers([*wanted, *scope.previous.values()])
         seen = observe.observe(self.sockets, names, sysctls)
+        if self.cluster is not None:  # FDB/neighbour entries for remote endpoints
+            wanted, seen = self.cluster.with_peers(target, wanted, seen)
         if scope is not None:
             wanted, seen = restrict(wanted, names, peers), Observed(restrict(seen.resources, names, peers))
         the_plan = plan(wanted, seen)
@@ -207,11 +238,17 @@ class Session:
         if dry_run or the_plan.empty:
             if not dry_run:
                 self.store.forget_netns(gone)
+                embedded_dns.sync(self.state_dir, target)
+                if self.cluster is not None:
+                    self.cluster.publish(target)
             return outcome
         callback = self.progress(the_plan) if self.progress else None
         outcome.report = execute(the_plan, self.sockets, callback)
         self.store.forget_netns(gone)
+        embedded_dns.sync(self.state_dir, target)  # publish names, (re)start the DNS server
         verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan), sysctls))
+        if self.cluster is not None:  # this host's endpoints, once the kernel has them
+            self.cluster.publish(target)
         return outcome
 
 

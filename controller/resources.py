@@ -32,8 +32,11 @@ def file_key(path: str) -> str:
     return f"file:{path}"
 
 
-def netns(name: str) -> Resource:
-    return Resource(Kind.NETNS, netns_key(name), {"name": name})
+def netns(name: str, ipv6: bool = True) -> Resource:
+    """`ipv6` False: interfaces created in the namespace start with IPv6 disabled (Docker does
+    so when no network of the container has IPv6), so they send no DAD, router solicitations
+    or MLD reports that the bridge would flood to every other container."""
+    return Resource(Kind.NETNS, netns_key(name), {"name": name, "ipv6": ipv6})
 
 
 def bridge(name: str, mtu: int, alias: str) -> Resource:
@@ -113,19 +116,43 @@ def file(path: str, content: str, *, deps: tuple[str, ...] = ()) -> Resource:
     return Resource(Kind.FILE, file_key(path), {"path": path, "content": content}, deps=deps)
 
 
-# Overlay networks (drivers/overlay.py): keys `fdb:DEV/MAC`, `neigh:DEV/IP` (host namespace).
+# Overlay networks (drivers/overlay.py). Each lives in a namespace of its own (not a container's:
+# Resource.netns stays None) named in the attributes. Keys: `overlay:NAME`, `fdb:DEV/MAC`,
+# `neigh:DEV/IP`; a port's key is `link:/IFNAME`, as a veth's, so that the container end's
+# dependencies read the same for both drivers.
 
 
-def vxlan(name: str, *, vni: int, port: int, master: str, mtu: int, alias: str) -> Resource:
-    """A VXLAN device without learning (entries come from the cluster store) and with ARP
-    proxy on (it answers ARP for remote endpoints from its neighbour entries: no flooding)."""
+def overlay_key(name: str) -> str:
+    return f"overlay:{name}"
+
+
+def overlay(
+    name: str, *, bridge: str, vxlan: str, vni: int, port: int, mtu: int, alias: str
+) -> Resource:
+    """An overlay network's namespace `name` with its bridge and its VXLAN device: learning
+    off (entries come from the cluster store), ARP proxy on (it answers ARP for remote
+    endpoints from its neighbour entries: no flooding)."""
     return Resource(
         Kind.VXLAN,
+        overlay_key(name),
+        {"netns": name, "bridge": bridge, "vxlan": vxlan, "vni": vni, "port": port,
+         "learning": False, "proxy": True, "mtu": mtu, "up": True, "alias": alias},
+        immutable=frozenset({"netns", "bridge", "vxlan", "vni", "port", "learning", "proxy"}),
+    )
+
+
+def ovport(
+    name: str, *, overlay: str, master: str, mtu: int, alias: str, peer_netns: str, peer_ifname: str
+) -> Resource:
+    """A veth from bridge `master` in overlay namespace `overlay` to a container."""
+    return Resource(
+        Kind.OVPORT,
         link_key(None, name),
-        {"name": name, "vni": vni, "port": port, "learning": False, "proxy": True,
-         "master": master, "mtu": mtu, "up": True, "alias": alias},
-        deps=(link_key(None, master),),
-        immutable=frozenset({"vni", "port", "learning", "proxy"}),
+        {"name": name, "overlay": overlay, "master": master, "mtu": mtu, "up": True, "alias": alias,
+         "peer_netns": peer_netns, "peer_ifname": peer_ifname},
+        deps=(netns_key(peer_netns), overlay_key(overlay)),
+        parent=overlay_key(overlay),
+        immutable=frozenset({"overlay", "peer_netns", "peer_ifname"}),
     )
 
 
@@ -137,22 +164,22 @@ def neigh_key(dev: str, ip: str) -> str:
     return f"neigh:{dev}/{ip}"
 
 
-def fdb(dev: str, mac: str, dst: str) -> Resource:
+def fdb(overlay_name: str, dev: str, mac: str, dst: str) -> Resource:
     return Resource(
         Kind.FDB,
         fdb_key(dev, mac),
-        {"dev": dev, "mac": mac, "dst": dst},
-        deps=(link_key(None, dev),),
-        parent=link_key(None, dev),
+        {"overlay": overlay_name, "dev": dev, "mac": mac, "dst": dst},
+        deps=(overlay_key(overlay_name),),
+        parent=overlay_key(overlay_name),
         immutable=frozenset({"dst"}),
     )
 
 
-def neigh(dev: str, ip: str, mac: str) -> Resource:
+def neigh(overlay_name: str, dev: str, ip: str, mac: str) -> Resource:
     return Resource(
         Kind.NEIGH,
         neigh_key(dev, ip),
-        {"dev": dev, "ip": ip, "mac": mac},
-        deps=(link_key(None, dev),),
-        parent=link_key(None, dev),
+        {"overlay": overlay_name, "dev": dev, "ip": ip, "mac": mac},
+        deps=(overlay_key(overlay_name),),
+        parent=overlay_key(overlay_name),
     )

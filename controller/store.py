@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS addresses (
 CREATE TABLE IF NOT EXISTS owned_netns (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS status (
     kind TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
-    at TEXT NOT NULL, seconds REAL NOT NULL, PRIMARY KEY (kind, name));
+    at TEXT NOT NULL, seconds REAL NOT NULL, source TEXT NOT NULL DEFAULT '',
+    repaired TEXT NOT NULL DEFAULT '', PRIMARY KEY (kind, name));
 """
 
 
@@ -193,7 +194,11 @@ class Store:
         have = {row[1] for row in self.db.execute("PRAGMA table_info(status)")}
         for column in ("source", "repaired"):
             if column not in have:
-                self.db.execute(f"ALTER TABLE status ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+                try:
+                    self.db.execute(f"ALTER TABLE status ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+                except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def put_status(self, rows: Iterable[StatusRow]) -> None:
         """Insert or replace these rows, leave the others."""

@@ -55,7 +55,10 @@ class NetlinkBackend:
     # ---------------------------------------------------------------- namespaces
 
     def _create_netns(self, r: Resource, _: Action) -> None:
-        self.sockets.create(r.attrs["name"])
+        self.sockets.create(r.attrs["name"], ipv6=r.attrs.get("ipv6", True))
+
+    def _update_netns(self, r: Resource, _: Action) -> None:
+        netns.set_ipv6(r.attrs["name"], r.attrs.get("ipv6", True))
 
     def _delete_netns(self, r: Resource, _: Action) -> None:
         self.index.forget_ns(r.attrs["name"])

@@ -132,7 +132,7 @@ class Sockets:
             self._by_ns[netns] = ipr
         return ipr
 
-    def create(self, name: str) -> IPRoute:
+    def create(self, name: str, ipv6: bool = True) -> IPRoute:
         """Create namespace `name` (with `lo` up) and return its socket."""
         from pyroute2 import IPRoute
 
@@ -148,6 +148,8 @@ class Sockets:
             unshare(CLONE_NEWNET)
             try:
                 mount("/proc/thread-self/ns/net", target, "none", MS_BIND)
+                if not ipv6:
+                    _write_ipv6_default(False)
                 ipr = IPRoute()
                 ipr.link("set", index=1, state="up")
             finally:
@@ -185,3 +187,23 @@ def _remove_mountpoint(target: str) -> None:
             raise
     with suppress(FileNotFoundError):
         os.unlink(target)
+
+
+_IPV6_DEFAULT = "/proc/sys/net/ipv6/conf/default/disable_ipv6"
+
+
+def _write_ipv6_default(enabled: bool) -> None:
+    # /proc/sys/net is the namespace of the thread that opens it: call inside the namespace.
+    with open(_IPV6_DEFAULT, "w", encoding="ascii") as f:
+        f.write("0" if enabled else "1")
+
+
+def ipv6_enabled(name: str) -> bool:
+    """Whether new interfaces in namespace `name` get IPv6 (its `default` setting)."""
+    with entered(name), open(_IPV6_DEFAULT, encoding="ascii") as f:
+        return f.read().strip() == "0"
+
+
+def set_ipv6(name: str, enabled: bool) -> None:
+    with entered(name):
+        _write_ipv6_default(enabled)

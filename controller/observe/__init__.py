@@ -15,7 +15,7 @@ from controller import etcfiles, names, resources
 from controller.kernel import netns, rtdump
 from controller.kernel.netns import Sockets
 from controller.model import IPNetwork, Kind, Observed, Resource
-from controller.observe import files, firewall, netlink
+from controller.observe import files, firewall, netlink, overlay
 from controller.resolve import HostFacts
 
 HOST_RESOLV_CONF = "/etc/resolv.conf"
@@ -36,19 +36,18 @@ def observe(
     peers: dict[int, tuple[str, str]] = {}
     inner: list[Resource] = []
     for name in sorted(set(containers) & present):
-        out.append(resources.netns(name))
+        out.append(resources.netns(name, ipv6=netns.ipv6_enabled(name)))
         found, found_peers = netlink.container(name)
         inner.extend(found)
         peers.update(found_peers)
     veths = netlink.host_veths(root, peers)
     out.extend(veths)
-    out.extend(_join_container_ends(inner, veths))
-    if any(ln.kind == "vxlan" and names.is_owned_alias(ln.alias) for ln in root.links.values()):
-        # Overlay entries need pyroute2's full decoding (VXLAN data, FDB); only when present.
-        from controller.observe import overlay
-
-        ipr = sockets.get(None)
-        out.extend(overlay.observe(ipr, {m["index"]: m for m in ipr.get_links()}))
+    ports: list[Resource] = []
+    if overlay.namespaces():  # overlay networks live in namespaces of their own
+        found_overlays = overlay.observe(sockets)
+        ports = [r for r in found_overlays if r.kind is Kind.OVPORT]
+        out.extend(found_overlays)
+    out.extend(_join_container_ends(inner, [*veths, *ports]))
     out.extend(files.container_files(containers))
     out.extend(firewall.rules())
     out.extend(firewall.sysctls(sysctls))

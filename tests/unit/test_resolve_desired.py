@@ -354,7 +354,8 @@ def test_plan_json() -> None:
     out = render.plan_json(p)
     assert len(out) == len(p.actions)
     assert out[0] == {
-        "op": "create", "kind": "netns", "key": "netns:a", "netns": None, "attrs": {"name": "a"}
+        "op": "create", "kind": "netns", "key": "netns:a", "netns": None,
+        "attrs": {"name": "a", "ipv6": False},
     }
 
 
