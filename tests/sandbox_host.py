@@ -38,7 +38,7 @@ class SandboxHost:
             raise RuntimeError("sandbox did not get its own network namespace")
 
     def _wait_for_child(self) -> int:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a loaded CI machine can be slow to fork
         while time.monotonic() < deadline:
             try:
                 children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()

@@ -136,7 +136,7 @@ def prestart(state_dir: str, target: Target) -> None:
 def publish(paths: Paths, table: records.Records) -> tuple[int, bool]:
     """Write records.json and hosts if their content changed: (generation, changed)."""
     os.makedirs(paths.dir, exist_ok=True)
-    old = _read(paths.records)
+    old = read_text(paths.records)
     generation = _generation(old)
     text = records.to_json(table, generation)
     if old is not None and records.same_records(old, text):
@@ -235,7 +235,7 @@ def request(paths: Paths, op: str, timeout: float = RELOAD_TIMEOUT, **args: Any)
 
 def listen_addresses(paths: Paths) -> list[tuple[str, int]]:
     """Host addresses where the server answers the host's own questions (`netctl dns listen`)."""
-    text = _read(paths.listen) or ""
+    text = read_text(paths.listen) or ""
     out = []
     for line in text.split():
         out.append(parse_listen(line))
@@ -269,7 +269,8 @@ def set_listen(paths: Paths, addresses: list[str]) -> None:
 # --------------------------------------------------------------------------- files
 
 
-def _read(path: str) -> str | None:
+def read_text(path: str) -> str | None:
+    """A file's text, or None when it does not exist (yet)."""
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()

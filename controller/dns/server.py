@@ -34,7 +34,7 @@ import structlog
 
 from controller.dns import records
 from controller.dns.answer import Local, Responder, servfail, truncated, udp_limit, with_id
-from controller.dns.control import Paths, listen_addresses
+from controller.dns.control import Paths, listen_addresses, read_text
 from controller.dns.upstream import EMBEDDED, Upstreams, read_nameservers
 from controller.kernel import netns
 
@@ -176,7 +176,7 @@ class Server:
         async with self._reload_lock:
             stamp = tuple(_stamp(p) for p in (self.paths.records, HOST_RESOLV_CONF, self.paths.listen))
             if force or stamp != self._stamp:
-                text = _read(self.paths.records)
+                text = read_text(self.paths.records)
                 try:
                     generation, table = (
                         await asyncio.to_thread(records.from_json, text) if text
@@ -511,14 +511,6 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 def run(paths: Paths, inherited: Inherited | None = None, store: socket.socket | None = None) -> int:

@@ -1,19 +1,10 @@
-"""`host`: the container shares the host's namespace, so there is nothing to create."""
+"""`host`: the container shares the host's namespace, so, like `none`, the network owns
+nothing (resolve gives its containers no namespace and no endpoint)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from controller.model import EndpointTarget, NetworkTarget, Resource
+from controller.drivers.none import NoneDriver
 
 
-class HostDriver:
+class HostDriver(NoneDriver):
     name = "host"
-
-    def network_resources(
-        self, network: NetworkTarget, endpoints: Sequence[EndpointTarget]
-    ) -> list[Resource]:
-        return []
-
-    def endpoint_resources(self, network: NetworkTarget, endpoint: EndpointTarget) -> list[Resource]:
-        return []

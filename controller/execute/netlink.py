@@ -210,23 +210,11 @@ class NetlinkBackend:
         self._replace_route(r)
 
     def _replace_route(self, r: Resource) -> None:
-        v6 = r.attrs["dst"] == "default6"
-        self.sockets.get(r.netns).route(
-            "replace",
-            family=socket.AF_INET6 if v6 else socket.AF_INET,
-            dst="::/0" if v6 else "0.0.0.0/0",
-            gateway=r.attrs["gateway"],
-            oif=self.index.get(r.netns, r.attrs["dev"]),
-        )
+        oif = self.index.get(r.netns, r.attrs["dev"])
+        self.sockets.get(r.netns).route("replace", oif=oif, **_default_route(r))
 
     def _delete_route(self, r: Resource, _: Action) -> None:
-        v6 = r.attrs["dst"] == "default6"
-        self.sockets.get(r.netns).route(
-            "del",
-            family=socket.AF_INET6 if v6 else socket.AF_INET,
-            dst="::/0" if v6 else "0.0.0.0/0",
-            gateway=r.attrs["gateway"],
-        )
+        self.sockets.get(r.netns).route("del", **_default_route(r))
 
 
 def handles(kind: Kind) -> bool:
@@ -239,3 +227,13 @@ __all__ = ["IPRoute", "NetlinkBackend", "Op", "handles"]
 def _kind(msg: dict[str, Any]) -> str | None:
     info = msg.get("IFLA_LINKINFO")
     return info.get("IFLA_INFO_KIND") if info else None
+
+
+def _default_route(r: Resource) -> dict[str, Any]:
+    """The netlink fields of a default route resource (`default` or `default6`)."""
+    v6 = r.attrs["dst"] == "default6"
+    return {
+        "family": socket.AF_INET6 if v6 else socket.AF_INET,
+        "dst": "::/0" if v6 else "0.0.0.0/0",
+        "gateway": r.attrs["gateway"],
+    }
