@@ -247,7 +247,8 @@ class Kind(enum.StrEnum):
     SYSCTL = "sysctl"
     CHAIN = "chain"  # an iptables chain owned by netctl, with all its rules
     JUMP = "jump"  # the one rule in a built-in chain that jumps to a netctl chain
-    VXLAN = "vxlan"  # an overlay network's VXLAN device (plugged into its bridge)
+    VXLAN = "vxlan"  # an overlay network's namespace with its bridge and VXLAN device
+    OVPORT = "ovport"  # a veth from an overlay network's bridge to a container
     FDB = "fdb"  # a VXLAN forwarding entry: remote endpoint's MAC -> its host (VTEP)
     NEIGH = "neigh"  # a permanent ARP entry on a VXLAN device: remote endpoint's IP -> MAC
 

@@ -47,6 +47,14 @@ def describe(r: Resource) -> str:
             return f"jump {a['family']}/{a['table']}/{a['chain']}: {a['rule']}"
         case Kind.SYSCTL:
             return f"sysctl {a['name']} = {a['value']}"
+        case Kind.VXLAN:
+            return f"overlay {a['netns']} (bridge {a['bridge']}, vxlan {a['vxlan']} VNI {a['vni']})"
+        case Kind.OVPORT:
+            return f"veth {a['name']} ({a['peer_netns']}/{a['peer_ifname']} -> overlay {a['overlay']})"
+        case Kind.FDB:
+            return f"fdb {a['dev']} {a['mac']} -> {a['dst']}"
+        case Kind.NEIGH:
+            return f"neighbour {a['dev']} {a['ip']} -> {a['mac']}"
         case _:
             return f"{_LABEL[r.kind]} {r.key.split(':', 1)[1]}"
 
