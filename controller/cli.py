@@ -492,7 +492,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     from controller.daemon import Options, run
 
     return run(Options(args.manifests, args.state_dir, args.resync_interval, args.metrics_address,
-                       args.lock_timeout))
+                       args.lock_timeout, cluster_config=overlay_command.config_of(args)))
 
 
 _ = Source  # re-exported for type checkers of callers

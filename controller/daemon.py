@@ -97,6 +97,7 @@ class Options:
     metrics_address: str | None = None
     lock_timeout: float = 10.0
     timing: Timing | None = None
+    cluster_config: Any = None  # controller.cluster.config.ClusterConfig: overlay networks
 
 
 # --------------------------------------------------------------------------- the process
@@ -109,7 +110,9 @@ def run(options: Options) -> int:
         raise UserError(f"--manifests {options.manifests}: no such directory")
     with controller_lock(options.state_dir, root):
         raise_file_limit()
-        session = Session(options.state_dir, min(options.lock_timeout, LOCK_WAIT))
+        session = Session(
+            options.state_dir, min(options.lock_timeout, LOCK_WAIT), cluster_config=options.cluster_config
+        )
         try:
             return Controller(options, session).serve()
         finally:
