@@ -189,6 +189,13 @@ class Session:
 
     # ------------------------------------------------------------------ the pipeline
 
+    def _remote_names(self) -> list[tuple[str, str, str]]:
+        """Endpoints of overlay networks on the other live hosts, for the embedded DNS (none
+        without a cluster, or while its store is unreachable)."""
+        if self.cluster is None or self.cluster.snapshot is None:
+            return []
+        return self.cluster.snapshot.remote_names(self.cluster.host)
+
     def converge(
         self,
         documents: list[Document],
@@ -238,14 +245,15 @@ class Session:
         if dry_run or the_plan.empty:
             if not dry_run:
                 self.store.forget_netns(gone)
-                embedded_dns.sync(self.state_dir, target)
+                embedded_dns.sync(self.state_dir, target, self._remote_names())
                 if self.cluster is not None:
                     self.cluster.publish(target)
             return outcome
         callback = self.progress(the_plan) if self.progress else None
         outcome.report = execute(the_plan, self.sockets, callback)
         self.store.forget_netns(gone)
-        embedded_dns.sync(self.state_dir, target)  # publish names, (re)start the DNS server
+        # publish names (remote ones too), (re)start the DNS server
+        embedded_dns.sync(self.state_dir, target, self._remote_names())
         verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan), sysctls))
         if self.cluster is not None:  # this host's endpoints, once the kernel has them
             self.cluster.publish(target)

@@ -181,7 +181,10 @@ class Agent:
             self._last_program = time.monotonic()
             try:
                 with locked(self.state_dir, self.lock_timeout):
-                    self._program_locked(snap, why)
+                    try:
+                        self._program_locked(snap, why)
+                    finally:
+                        self._sync_dns(snap)
             except LockError as exc:
                 log.warning("state lock busy; entries will be programmed on the next pass",
                             error=str(exc))
@@ -212,6 +215,30 @@ class Agent:
         self.programs += 1
         log.info("programmed overlay entries", why=why, summary=the_plan.summary(),
                  ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    def _sync_dns(self, snap: Snapshot) -> None:
+        """Republish the embedded DNS records with the endpoints of the other live hosts, so
+        that containers find remote containers of their overlay networks by name. The local
+        part is this host's state as the last apply left it (the state lock is held); the
+        records are rewritten, and the server told, only when they changed."""
+        from controller.dns import control as embedded_dns
+        from controller.pipeline import build
+        from controller.resolve import HostFacts, resolve
+        from controller.store import Store
+
+        remote = snap.remote_names(self.host)
+        try:
+            store = Store(self.state_dir)
+            try:
+                documents = store.documents()
+                if not documents:
+                    return  # nothing applied here: no container to answer
+                target, _ = resolve(build(documents), store.allocations(), HostFacts(), "")
+            finally:
+                store.close()
+            embedded_dns.sync(self.state_dir, target, remote)
+        except Exception as exc:  # DNS trouble never stops the data plane; the next pass retries
+            log.warning("publishing remote names to the embedded DNS failed", error=str(exc))
 
     def _publish_pending(self) -> None:
         """Publish what the last apply wanted published (it may have run while etcd was

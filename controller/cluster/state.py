@@ -116,6 +116,12 @@ class Snapshot:
     def network_by_id(self, network_id: str) -> NetworkRecord | None:
         return next((n for n in self.networks.values() if n.id == network_id), None)
 
+    def remote_names(self, me: str) -> list[tuple[str, str, str]]:
+        """(network, container, ip) of the endpoints on the other live hosts: the names the
+        embedded DNS of this host answers for them (controller.dns.records.build)."""
+        return [(e.network, e.container, e.ip) for e in self.endpoints
+                if e.host != me and e.host in self.alive]
+
     def peers(self, network: str, me: str) -> tuple[Peer, ...]:
         """Endpoints of `network` on the other live hosts: what this host's VXLAN device must
         reach. A host's current address (its record) wins over the one an endpoint kept."""

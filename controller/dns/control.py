@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,9 +100,10 @@ class Paths:
 # --------------------------------------------------------------------------- the pipeline's call
 
 
-def sync(state_dir: str, target: Target) -> None:
+def sync(state_dir: str, target: Target, remote: Iterable[tuple[str, str, str]] = ()) -> None:
     """Publish the DNS view of `target` and make the server serve it (never raises: DNS
-    trouble is logged, the apply itself has succeeded)."""
+    trouble is logged, the apply itself has succeeded). `remote`: (network, container, ip)
+    of endpoints on other hosts of the cluster (see `records.build`)."""
     paths = Paths(state_dir)
     try:
         needed = any(uses_embedded_dns(c, target) for c in target.containers) or bool(
@@ -113,7 +115,7 @@ def sync(state_dir: str, target: Target) -> None:
     if not needed and not os.path.exists(paths.records):
         return  # DNS was never used here: no files, no process, no cost
     try:
-        generation, changed = publish(paths, records.build(target))
+        generation, changed = publish(paths, records.build(target, remote))
         if not needed and not alive(paths):
             return
         if changed or not alive(paths):

@@ -137,8 +137,15 @@ class Records:
 # --------------------------------------------------------------------------- building
 
 
-def build(target: Target) -> Records:
-    """The table for every network with addresses, and a view per embedded-DNS container."""
+def build(target: Target, remote: Iterable[tuple[str, str, str]] = ()) -> Records:
+    """The table for every network with addresses, and a view per embedded-DNS container.
+
+    `remote`: (network, container, ip) of endpoints on the other live hosts of a cluster
+    (overlay networks); their names (`NAME`, `NAME.NETWORK`) and PTRs join that network's
+    records, but never replace a local name or PTR."""
+    by_network: dict[str, list[tuple[str, str]]] = {}
+    for net_name, container_name, ip in remote:
+        by_network.setdefault(net_name, []).append((container_name, ip))
     networks: dict[str, NetworkRecords] = {}
     for net in target.networks:
         if not net.subnets:
@@ -156,6 +163,22 @@ def build(target: Target) -> Records:
                         known.extend(a for a in addresses if a not in known)
                 for a in addresses:
                     ptr.setdefault(ipaddress.ip_address(a).reverse_pointer, f"{container.name}.{net.name}")
+        local = set(names)
+        for container_name, ip in sorted(by_network.get(net.name, ())):
+            label = container_name.lower().rstrip(".")
+            try:
+                reverse = ipaddress.ip_address(ip).reverse_pointer
+            except ValueError:
+                continue  # a damaged record is not ours to publish
+            if not label:
+                continue
+            for key in (label, f"{label}.{net.name.lower()}"):
+                if key in local:
+                    continue  # a local container (or alias) of that name wins
+                known = names.setdefault(key, [])
+                if ip not in known:
+                    known.append(ip)
+            ptr.setdefault(reverse, f"{container_name}.{net.name}")
         networks[net.name] = NetworkRecords(
             net.name,
             tuple(str(s.subnet) for s in net.subnets),

@@ -173,3 +173,26 @@ def test_a_container_sees_exactly_the_members_of_its_user_networks(s: Spec) -> N
             else:
                 assert got is HIDDEN, (asker.name, other.name)
     assert records.from_json(records.to_json(t, 1))[1] == t
+
+
+def test_remote_endpoints_of_a_network_join_its_names_without_overriding_local_ones() -> None:
+    target, _ = resolved(shop())
+    web = addr(target, "web", "app")
+    remote = [
+        ("app", "far", "10.1.0.200"),  # on another host, same network
+        ("app", "web", "10.1.0.201"),  # a name that exists locally: the local one wins
+        ("priv", "hidden", "10.2.0.200"),  # another network: only its members see it
+        ("nowhere", "ghost", "10.9.0.1"),  # a network this host does not have
+    ]
+    t = records.build(target, remote)
+    assert t.lookup("web", "far") == Found(("10.1.0.200",))
+    assert t.lookup("web", "far.app") == Found(("10.1.0.200",))
+    assert t.lookup("web", "web") == Found((web,))
+    assert t.lookup("web", "hidden") is HIDDEN
+    assert t.lookup("secret", "hidden") == Found(("10.2.0.200",))
+    assert t.lookup("web", "ghost") is MISS
+    reverse = ipaddress.ip_address("10.1.0.200").reverse_pointer
+    assert t.lookup("web", reverse) == Pointer("far.app")
+    local_reverse = ipaddress.ip_address(web).reverse_pointer
+    assert t.lookup("db", local_reverse) == Pointer("web.app")
+    assert records.build(target) == records.build(target, ())
