@@ -1,0 +1,82 @@
+#!/bin/bash
+# Firewall benchmark, peer "netavark": containers on one bridge, each publishing one TCP port,
+# with podman's network backend invoked directly, the way podman runs it:
+#   netavark --config DIR setup /run/netns/cI < cI.json        (teardown: the same with `teardown`)
+# where cI.json is netavark's network-options document: container_id, container_name,
+# port_mappings (10000+I -> 80/tcp), networks (bench: static IP, interface eth0) and
+# network_info (bridge br0, 172.17.0.0/16 via 172.17.0.1, dns_enabled false, no IPv6). Podman
+# allocates the address itself and passes it as a static IP; here it is 172.17.x.y for cI like
+# the other peers. The namespace is created by `ip netns add` (podman's job). netavark's
+# firewall driver is iptables (no firewalld in the sandbox).
+#
+#   firewall_peer_netavark.sh setup N          containers c1..cN (the first setup creates br0)
+#   firewall_peer_netavark.sh add FIRST [LAST] containers FIRST..LAST
+#   firewall_peer_netavark.sh teardown N       remove containers c1..cN
+#
+# JSON is written per container (printf, no helper process) into $NETAVARK_CONF_DIR (default
+# /run/fwbench/netavark), which is also netavark's --config directory. $NETAVARK overrides the
+# binary (default /usr/lib/podman/netavark). /etc/netns/cI/{hosts,resolv.conf} are written like
+# the other peers do (podman's job).
+#
+# ONLY run this inside a throwaway sandbox (benchmarks/firewall_run.py does).
+set -eu
+
+cmd=${1:?usage: firewall_peer_netavark.sh setup N | add FIRST [LAST] | teardown N}
+NETAVARK=${NETAVARK:-/usr/lib/podman/netavark}
+CONF=${NETAVARK_CONF_DIR:-/run/fwbench/netavark}
+[[ -d $CONF ]] || mkdir -p "$CONF"
+NETWORK_ID=2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9
+
+options() {  # $1 = I, $2 = address
+    local id
+    printf -v id '%064x' "$1"
+    printf '{"container_id":"%s","container_name":"c%d",' "$id" "$1"
+    printf '"port_mappings":[{"host_ip":"","container_port":80,"host_port":%d,"range":1,"protocol":"tcp"}],' $((10000 + $1))
+    printf '"networks":{"bench":{"static_ips":["%s"],"aliases":["c%d"],"interface_name":"eth0"}},' "$2" "$1"
+    printf '"network_info":{"bench":{"name":"bench","id":"%s","driver":"bridge","network_interface":"br0",' "$NETWORK_ID"
+    printf '"subnets":[{"subnet":"172.17.0.0/16","gateway":"172.17.0.1"}],"ipv6_enabled":false,'
+    printf '"internal":false,"dns_enabled":false,"ipam_options":{"driver":"host-local"}}}}\n'
+}
+
+hosts_file() {  # $1 = address, $2 = name
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
+    printf 'fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n'
+    printf '%s\t%s\n' "$1" "$2"
+}
+
+add() {  # $1 = first, $2 = last
+    local i ns h addr
+    for ((i = $1; i <= $2; i++)); do
+        ns=c$i
+        h=$((i + 1))                                   # c1 -> 172.17.0.2
+        addr=172.17.$((h >> 8)).$((h & 255))
+        ip netns add "$ns"
+        options "$i" "$addr" > "$CONF/$ns.json"
+        "$NETAVARK" --config "$CONF" setup "/run/netns/$ns" < "$CONF/$ns.json" > /dev/null
+        mkdir -p "/etc/netns/$ns"
+        hosts_file "$addr" "$ns" > "/etc/netns/$ns/hosts"
+        printf 'nameserver 127.0.0.11\noptions ndots:0\n' > "/etc/netns/$ns/resolv.conf"
+    done
+}
+
+case "$cmd" in
+setup)
+    add 1 "${2:?N}"
+    ;;
+add)
+    add "${2:?FIRST}" "${3:-$2}"
+    ;;
+teardown)
+    n=${2:?N}
+    for ((i = 1; i <= n; i++)); do
+        ns=c$i
+        "$NETAVARK" --config "$CONF" teardown "/run/netns/$ns" < "$CONF/$ns.json" > /dev/null
+        ip netns del "$ns"
+        rm -rf "/etc/netns/$ns" "$CONF/$ns.json"
+    done
+    ;;
+*)
+    echo "usage: firewall_peer_netavark.sh setup N | add FIRST [LAST] | teardown N" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,1045 @@
+#!/usr/bin/env python3
+"""Firewall benchmark: N containers on one bridge, each publishing one TCP port, with netctl
+and the peers a user would otherwise pick, side by side in the same run.
+
+    sudo .venv/bin/python benchmarks/firewall_run.py                  # N = 200, 3 runs, all tools
+    sudo .venv/bin/python benchmarks/firewall_run.py --markdown --json /tmp/fw.json
+    sudo .venv/bin/python benchmarks/firewall_run.py --n 50 --runs 1 --tools netctl,floor
+    sudo .venv/bin/python benchmarks/firewall_run.py --profile        # netctl under cProfile
+
+Container cI (I = 1..N): a namespace, a veth on one bridge, an address in 172.17.0.0/16, a
+default route, and host port 10000+I published to cI:80/tcp. Tools (see benchmarks/README.md):
+
+  netctl    `netctl apply -f` of N Container documents with `ports: ["<10000+I>:80"]` on the
+            default `bridge` network; no-op = the same apply again; teardown = `netctl delete -f`
+  floor     firewall_peer_floor.py: straight-line pyroute2 + ONE iptables-restore for all rules
+  shell     firewall_peer_shell.sh: one `ip` command per step, ONE `iptables` CALL PER RULE
+  cni       firewall_peer_cni.sh: the CNI plugins loopback, bridge (+ host-local) and portmap,
+            invoked directly with their JSON configurations (ADD, DEL)
+  netavark  firewall_peer_netavark.sh: `netavark setup|teardown` with network-options JSON
+
+netctl, floor and shell write the same ruleset (netctl's, Docker's bridge semantics: per
+container a DNAT, an ACCEPT, a hairpin MASQUERADE and a raw-table anti-spoofing DROP); CNI and
+netavark write their own (portmap's and netavark's), which is what their users get.
+
+Per run and tool, three throwaway sandboxes:
+
+  main      setup of N (timed), [netctl: no-op re-apply (timed), then once more with a PATH
+            shim that logs every iptables-restore: must be none], teardown of N (timed)
+  marginal  setup of 1, then add containers #2..#6 one by one (each timed); add #7..#N;
+            then add #N+1..#N+5 one by one (each timed). netctl adds one container with
+            `netctl apply -f cI.yaml` (one document; apply merges, like kubectl apply).
+  census    (first run only) the main sequence plus adding #N+1 with PATH shims for every
+            program the tools run (ip, iptables*, ip6tables*, mkdir, rm, the CNI plugins,
+            netavark): how many of each are exec'd, and which tables each iptables-restore
+            input touches. Not timed (the shims cost ~2 ms per exec).
+
+Every sandbox is a fresh net+mount+uts+pid namespace (`unshare ... --propagation private`, as
+benchmarks/run.py does): this script re-executes itself inside, refuses to go on unless the
+network namespace is new and empty, then mounts tmpfs on /run (so /run/netns, /run/netctl,
+/run/containers, xtables' lock, ...), /tmp, /var/lib (so /var/lib/cni, /var/lib/netctl) and
+/etc/netns, plus a fresh sysfs. The machine's own network namespace, firewall and sysctls are
+never touched; everything vanishes with the sandbox's last process.
+
+`tasks` = PIDs allocated in the sandbox's PID namespace during the step (processes AND threads:
+each Go plugin and netavark start several threads), including the tool's own process. `execs`
+(census) = programs run, from the shims, plus the tool's own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import ctypes
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PYTHON = sys.executable
+VENV_BIN = Path(PYTHON).parent
+NETCTL = str(VENV_BIN / "netctl") if (VENV_BIN / "netctl").exists() else shutil.which("netctl") or "netctl"
+NETAVARK = "/usr/lib/podman/netavark"
+CNI_DIR = "/usr/lib/cni"
+CNI_PLUGINS = ("loopback", "bridge", "host-local", "portmap")
+
+TOOLS = ("floor", "netctl", "shell", "cni", "netavark")
+BRIDGE = {"netctl": "netctl0"}  # the peers: br0
+STATE_DIR = "/run/netctl/state"
+WORK = "/run/fwbench"
+SHIM_DIR = f"{WORK}/shim"
+SHIM_CNI = f"{WORK}/shim-cni"
+SHIM_LOG = f"{WORK}/execs.log"
+SHIMMED = (
+    "ip",
+    "iptables",
+    "iptables-save",
+    "iptables-restore",
+    "ip6tables",
+    "ip6tables-save",
+    "ip6tables-restore",
+    "mkdir",
+    "rm",
+    "sysctl",
+    "modprobe",
+    "nft",
+    "conntrack",
+)
+SMALL = (2, 3, 4, 5, 6)  # containers added to a 1-container topology (one at a time)
+BIG_OFFSETS = (1, 2, 3, 4, 5)  # N+1 .. N+5 added to an N-container topology
+SMALL_LABEL = f"#{SMALL[0]}–{SMALL[-1]}"
+# "about the same": the floor's own #N+1 / #2 ratio (kernel and iptables-nft work that grows
+# with the bridge and the ruleset) is ~1.1x; more than this is growth in the tool itself.
+MARGINAL_LIMIT = 1.25
+SNAPSHOT_DIGEST = ""  # set by the driver: the digest of the netctl sources measured
+
+
+def big_label(n: int) -> str:
+    return f"#{n + BIG_OFFSETS[0]}–{n + BIG_OFFSETS[-1]}"
+
+
+# ------------------------------------------------------------------------------------ sandbox
+
+
+def _mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode() if data else None):
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def enter_sandbox(host_netns: str) -> None:
+    """Called as PID 1 of a fresh net+mount+pid namespace: make it a clean sandbox host."""
+    if os.readlink("/proc/self/ns/net") == host_netns:
+        sys.exit("refusing to run: not inside a new network namespace")
+    if os.getpid() != 1:
+        sys.exit("refusing to run: not PID 1 of a new PID namespace")
+    for folder in ("/run", "/tmp", "/var/lib", "/etc/netns"):
+        _mount("tmpfs", folder, "tmpfs", 0, "mode=0755")
+    _mount("sysfs", "/sys", "sysfs")
+    links = os.listdir("/sys/class/net")
+    if links != ["lo"]:
+        sys.exit(f"refusing to run: sandbox network namespace is not empty: {links}")
+    for folder in (
+        "/run/netns",
+        STATE_DIR,
+        "/var/lib/netctl",
+        "/var/lib/cni",
+        "/run/containers",
+        f"{WORK}/work",
+        SHIM_DIR,
+        SHIM_CNI,
+    ):
+        os.makedirs(folder, exist_ok=True)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    os.environ.update(NETCTL_SANDBOX="1", NETCTL_STATE_DIR=STATE_DIR, TMPDIR="/tmp")
+    snapshot = os.environ.get("FWBENCH_SNAPSHOT")
+    if snapshot:  # the driver's copy of netctl's sources (see make_snapshot)
+        os.environ["PYTHONPATH"] = snapshot
+
+
+def write_shims() -> None:
+    """Bash wrappers (builtins only: no extra process) that log their name and exec the real
+    program. iptables-restore's wrapper also logs the tables of its input."""
+
+    def shim(path: str, name: str, real: str) -> None:
+        if name.endswith("-restore"):
+            body = (
+                "t=; input=\n"
+                "while IFS= read -r line || [[ -n $line ]]; do\n"
+                "  input+=$line$'\\n'; [[ $line == '*'* ]] && t+=${line#'*'},\n"
+                "done\n"
+                f'echo "{name} ${{t%,}}" >> {SHIM_LOG}\n'
+                f'exec {real} "$@" <<< "${{input%$\'\\n\'}}"\n'
+            )
+        else:
+            body = f'echo "{name}" >> {SHIM_LOG}\nexec {real} "$@"\n'
+        with open(path, "w") as f:
+            f.write("#!/bin/bash\n" + body)
+        os.chmod(path, 0o755)
+
+    for name in SHIMMED:
+        real = shutil.which(name)
+        if real:
+            shim(f"{SHIM_DIR}/{name}", name, real)
+    shim(f"{SHIM_DIR}/netavark", "netavark", NETAVARK)
+    for name in CNI_PLUGINS:
+        shim(f"{SHIM_CNI}/{name}", name, f"{CNI_DIR}/{name}")
+
+
+def shim_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{SHIM_DIR}:{os.environ['PATH']}",
+        "CNI_PATH": SHIM_CNI,
+        "NETAVARK": f"{SHIM_DIR}/netavark",
+    }
+
+
+def read_shim_log() -> dict[str, Any]:
+    """Programs exec'd since the last call, and the tables of each iptables-restore input."""
+    try:
+        with open(SHIM_LOG) as f:
+            lines = f.read().splitlines()
+        os.unlink(SHIM_LOG)
+    except FileNotFoundError:
+        lines = []
+    counts = collections.Counter(line.split(" ", 1)[0] for line in lines)
+    restores = [
+        line.split(" ", 1)[1] if " " in line else "" for line in lines if line.startswith("iptables-restore")
+    ]
+    return {"execs": dict(sorted(counts.items())), "restore_tables": restores}
+
+
+# ------------------------------------------------------------------------------------ inside
+
+
+def last_pid() -> int:
+    with open("/proc/sys/kernel/ns_last_pid") as f:
+        return int(f.read())
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int | None, str]:
+    """Run argv; (seconds, tasks created, output). Fails loudly on a non-zero exit."""
+    before = last_pid()
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env
+    )
+    elapsed = time.perf_counter() - t0
+    after = last_pid()
+    tasks = after - before if after >= before else None  # wrapped around pid_max
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.splitlines()[-30:])
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{tail}")
+    return elapsed, tasks, proc.stdout
+
+
+def container_doc(i: int) -> str:
+    return (
+        f"apiVersion: netctl/v1\nkind: Container\nmetadata:\n  name: c{i}\n"
+        f'spec:\n  networks: [bridge]\n  ports: ["{10000 + i}:80"]\n'
+    )
+
+
+def manifest(first: int, last: int) -> str:
+    path = f"{WORK}/work/c{first}-{last}.yaml"
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(f"# containers c{first}..c{last}, one published port each (firewall_run.py)\n")
+            f.write("---\n".join(container_doc(i) for i in range(first, last + 1)))
+    return path
+
+
+class Tool:
+    """How to run one tool's steps: setup N, add FIRST [LAST], teardown N, no-op."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bridge = BRIDGE.get(name, "br0")
+        self.netctl = [NETCTL, "--state-dir", STATE_DIR]
+        self.peer = {
+            "floor": [PYTHON, str(HERE / "firewall_peer_floor.py")],
+            "shell": ["bash", str(HERE / "firewall_peer_shell.sh")],
+            "cni": ["bash", str(HERE / "firewall_peer_cni.sh")],
+            "netavark": ["bash", str(HERE / "firewall_peer_netavark.sh")],
+        }.get(name, [])
+
+    def setup(self, n: int) -> list[str]:
+        return (
+            [*self.netctl, "apply", "-f", manifest(1, n)]
+            if self.name == "netctl"
+            else [*self.peer, "setup", str(n)]
+        )
+
+    def add(self, first: int, last: int | None = None) -> list[str]:
+        last = first if last is None else last
+        if self.name == "netctl":
+            return [*self.netctl, "apply", "-f", manifest(first, last)]
+        return [*self.peer, "add", str(first), str(last)]
+
+    def noop(self, n: int) -> list[str] | None:
+        return [*self.netctl, "apply", "-f", manifest(1, n)] if self.name == "netctl" else None
+
+    def teardown(self, n: int) -> list[str]:
+        return (
+            [*self.netctl, "delete", "-f", manifest(1, n)]
+            if self.name == "netctl"
+            else [*self.peer, "teardown", str(n)]
+        )
+
+
+IP = re.compile(r"172\.17\.(?!0\.0/16)(?!0\.1\b)\d+\.\d+")
+
+
+def ruleset() -> dict[str, Any]:
+    """Rule counts per table, the FORWARD policy, and a digest of the ruleset with container
+    addresses, ports and netctl's names masked (netctl, floor and shell must agree)."""
+    text = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    counts: dict[str, int] = {}
+    masked = []
+    table = ""
+    policy = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":FORWARD ") and table == "filter":
+            policy = line.split()[1]
+        elif line.startswith("-A "):
+            counts[table] = counts.get(table, 0) + 1
+            m = re.sub(r"NETCTL-(IN|DNAT)-[0-9a-f]{12}", r"BENCH-\1-br0", line)
+            m = m.replace("NETCTL", "BENCH").replace("netctl0", "br0")
+            m = re.sub(r"--dport 1\d{4}\b", "--dport PORT", IP.sub("IP", m))
+            masked.append(f"{table} {m}")
+    digest = hashlib.sha256("\n".join(sorted(masked)).encode()).hexdigest()[:12]
+    return {"rules": counts, "total": sum(counts.values()), "forward_policy": policy, "digest": digest}
+
+
+def census(bridge: str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True
+    ).stdout
+    return {
+        "netns": len(os.listdir("/run/netns")),
+        "etc": len(os.listdir("/etc/netns")),
+        "ports": len([line for line in out.splitlines() if line.strip()]),
+        **ruleset(),
+    }
+
+
+def wait_empty(bridge: str, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = census(bridge)
+        if (got["netns"], got["etc"], got["ports"]) == (0, 0, 0) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def changes(output: str) -> int:
+    return sum(1 for line in output.splitlines() if line[:2] in ("+ ", "~ ", "- "))
+
+
+def trial_main(tool: Tool, n: int) -> dict[str, Any]:
+    r: dict[str, Any] = {"kind": "main", "tool": tool.name, "n": n}
+    r["setup"], r["setup_tasks"], _ = timed(tool.setup(n))
+    r["after_setup"] = census(tool.bridge)
+    noop = tool.noop(n)
+    if noop:
+        r["noop"], r["noop_tasks"], out = timed(noop)
+        r["noop_changes"] = changes(out)
+        write_shims()
+        read_shim_log()
+        _, _, out = timed(noop, env=shim_env())  # once more, counting what it runs
+        log = read_shim_log()
+        r["noop_shim"] = log
+        r["noop_restores"] = len(log["restore_tables"])
+        r["noop_changes"] += changes(out)
+    r["teardown"], r["teardown_tasks"], _ = timed(tool.teardown(n))
+    r["after_teardown"] = wait_empty(tool.bridge)
+    s, t = r["after_setup"], r["after_teardown"]
+    r["ok"] = (
+        (s["netns"], s["etc"], s["ports"]) == (n, n, n)
+        and (t["netns"], t["etc"], t["ports"]) == (0, 0, 0)
+        and not r.get("noop_changes")
+        and not r.get("noop_restores")
+    )
+    return r
+
+
+def trial_marginal(tool: Tool, n: int) -> dict[str, Any]:
+    r: dict[str, Any] = {"kind": "marginal", "tool": tool.name, "n": n, "small": [], "big": []}
+    timed(tool.setup(1))
+    for i in SMALL:
+        seconds, tasks, _ = timed(tool.add(i))
+        r["small"].append({"i": i, "seconds": seconds, "tasks": tasks})
+    first = SMALL[-1] + 1
+    if tool.name == "netctl":
+        timed(tool.setup(n))  # the whole manifest: adds c5..cN
+    else:
+        timed(tool.add(first, n))
+    for k in BIG_OFFSETS:
+        seconds, tasks, _ = timed(tool.add(n + k))
+        r["big"].append({"i": n + k, "seconds": seconds, "tasks": tasks})
+    c = census(tool.bridge)
+    total = n + len(BIG_OFFSETS)
+    r["census"] = c
+    r["ok"] = (c["netns"], c["etc"], c["ports"]) == (total, total, total)
+    return r
+
+
+def trial_census(tool: Tool, n: int) -> dict[str, Any]:
+    """The main sequence (+ adding #N+1) with every program the tools run logged by a shim."""
+    r: dict[str, Any] = {"kind": "census", "tool": tool.name, "n": n}
+    write_shims()
+    env = shim_env()
+    read_shim_log()
+    steps: list[tuple[str, list[str] | None]] = [
+        ("setup", tool.setup(n)),
+        ("noop", tool.noop(n)),
+        (f"add#{n + 1}", tool.add(n + 1)),
+        ("teardown", tool.teardown(n)),
+    ]
+    for label, argv in steps:
+        if argv is None:
+            continue
+        seconds, tasks, _ = timed(argv, env=env)
+        log = read_shim_log()
+        log["execs_total"] = sum(log["execs"].values()) + 1  # + the tool's own process
+        r[label] = {"seconds_with_shims": seconds, "tasks": tasks, **log}
+    return r
+
+
+def inside(args: argparse.Namespace) -> int:
+    enter_sandbox(args.host_netns)
+    tool = Tool(args.tool)
+    try:
+        trial = {"main": trial_main, "marginal": trial_marginal, "census": trial_census}[args.kind]
+        result = trial(tool, args.n)
+    except Exception as exc:  # report to the driver, which prints it
+        result = {"kind": args.kind, "tool": args.tool, "n": args.n, "error": str(exc)}
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ profile
+
+
+def inside_profile(args: argparse.Namespace) -> int:
+    """netctl's setup, no-op and add #N+1 under cProfile (real times printed first)."""
+    import io
+    import pstats
+
+    enter_sandbox(args.host_netns)
+    n = args.n
+    base = ["--state-dir", STATE_DIR]
+    steps = (
+        ("setup", ["apply", "-f", manifest(1, n)]),
+        ("no-op", ["apply", "-f", manifest(1, n)]),
+        (f"add #{n + 1}", ["apply", "-f", manifest(n + 1, n + 1)]),
+        (f"add #{n + 2}", ["apply", "-f", manifest(n + 2, n + 2)]),
+    )
+    real = {}
+    for label, argv in steps:
+        real[label], _, _ = timed([NETCTL, *base, *argv])
+    timed([NETCTL, *base, "delete", "-f", manifest(1, n + 2)])
+    time.sleep(1 + n * 0.004)
+    for label, argv in steps:
+        if label == f"add #{n + 2}":
+            continue
+        out = f"{WORK}/work/{label.replace(' ', '').replace('#', '')}.prof"
+        timed([PYTHON, "-m", "cProfile", "-o", out, "-m", "controller.cli", *base, *argv])
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+            shutil.copy(out, args.keep)
+        print(f"\n======== {label} (N={n}): {real[label]:.3f} s unprofiled")
+        for restriction, key in ((("controller/", args.top), "cumulative"), ((args.top,), "tottime")):
+            buf = io.StringIO()
+            stats = pstats.Stats(out, stream=buf)
+            stats.sort_stats(key).print_stats(*restriction)
+            text = buf.getvalue()
+            text = text[text.find("   ncalls") :]
+            print(f"---- by {key}{' (controller/ only)' if key == 'cumulative' else ''}")
+            print("\n".join(line[:200] for line in text.rstrip().splitlines()))
+    print("\nreal (unprofiled): " + ", ".join(f"{k} {v:.3f} s" for k, v in real.items()))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ driver
+
+
+def sandboxed(extra: list[str], timeout: float) -> dict[str, Any]:
+    host_netns = os.readlink("/proc/self/ns/net")
+    argv = [
+        "unshare",
+        "--net",
+        "--mount",
+        "--uts",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--propagation",
+        "private",
+        "--",
+        PYTHON,
+        str(Path(__file__).resolve()),
+        "--host-netns",
+        host_netns,
+        *extra,
+    ]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"sandbox timed out after {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            return result
+    return {"error": f"sandbox exited {proc.returncode}: {proc.stderr.strip()[-2000:]}"}
+
+
+def median(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(results: list[dict[str, Any]], tools: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        main = [r for r in results if r.get("tool") == tool and r.get("kind") == "main" and "error" not in r]
+        marg = [
+            r for r in results if r.get("tool") == tool and r.get("kind") == "marginal" and "error" not in r
+        ]
+        cens = next(
+            (r for r in results if r.get("tool") == tool and r.get("kind") == "census" and "error" not in r),
+            None,
+        )
+        small = [x for r in marg for x in r["small"]]
+        big = [x for r in marg for x in r["big"]]
+        mine = [r for r in results if r.get("tool") == tool]
+        errors = [r for r in mine if "error" in r and not r["kind"].endswith("-failed")]
+        retried = [r for r in mine if r["kind"].endswith("-failed")]
+        s: dict[str, Any] = {
+            "runs": len(main),
+            "marginal_runs": len(marg),
+            "errors": len(errors),
+            "retried": len(retried),
+            "ok": all(r["ok"] for r in main + marg) and not errors,
+            "setup": median([r["setup"] for r in main]),
+            "noop": median([r.get("noop") for r in main]),
+            "teardown": median([r["teardown"] for r in main]),
+            "setup_tasks": median([r["setup_tasks"] for r in main]),
+            "noop_tasks": median([r.get("noop_tasks") for r in main]),
+            "teardown_tasks": median([r["teardown_tasks"] for r in main]),
+            "noop_restores": [r["noop_restores"] for r in main if "noop_restores" in r],
+            "add_small": median([x["seconds"] for x in small]),
+            "add_big": median([x["seconds"] for x in big]),
+            "add_small_tasks": median([x["tasks"] for x in small]),
+            "add_big_tasks": median([x["tasks"] for x in big]),
+            "setup_all": [round(r["setup"], 3) for r in main],
+            "setup_by_run": {r.get("run", i): r["setup"] for i, r in enumerate(main)},
+            "noop_all": [round(r["noop"], 3) for r in main if "noop" in r],
+            "teardown_all": [round(r["teardown"], 3) for r in main],
+            "add_small_all": [round(x["seconds"], 4) for x in small],
+            "add_big_all": [round(x["seconds"], 4) for x in big],
+            "after_setup": main[0]["after_setup"] if main else None,
+            "after_teardown": main[0]["after_teardown"] if main else None,
+            "census": cens,
+        }
+        out[tool] = s
+    return out
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fs(v: float | None, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def fx(v: float | None) -> str:
+    return "" if v is None else f"{v:.2f}×"
+
+
+def ms(v: float | None) -> str:
+    return "—" if v is None else f"{v * 1000:.0f}"
+
+
+def fn(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0f}"
+
+
+def exec_summary(step: dict[str, Any] | None) -> str:
+    """`1,234: ip 600, iptables 400, ...` from a census step."""
+    if not step:
+        return "—"
+    execs = step["execs"]
+    parts = [f"{name} {count}" for name, count in sorted(execs.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return f"{step['execs_total']} ({', '.join(parts) or 'none'})"
+
+
+def restore_summary(step: dict[str, Any] | None) -> str:
+    if not step:
+        return "—"
+    tables = step["restore_tables"]
+    if not tables:
+        return "0"
+    return f"{len(tables)} ({'; '.join(t or '?' for t in tables)})"
+
+
+def tables_text(
+    summary: dict[str, dict[str, Any]], tools: list[str], n: int
+) -> list[tuple[str, list[str], list[list[str]]]]:
+    floor = summary.get("floor", {})
+    netavark = summary.get("netavark", {})
+    times_h = [
+        "tool",
+        "setup s",
+        "no-op s",
+        "teardown s",
+        f"add {SMALL_LABEL} ms",
+        f"add {big_label(n)} ms",
+        f"#{n + 1} ÷ #2",
+        "setup ÷ floor",
+        "netavark ÷ tool (setup)",
+    ]
+    times = []
+    for tool in tools:
+        s = summary.get(tool)
+        if not s or not s["runs"]:
+            times.append([tool, "error", "", "", "", "", "", "", ""])
+            continue
+        flag = "" if s["ok"] else " (!)"
+        if s["retried"]:
+            flag += f" ({s['retried']} sandbox(es) failed and ran again)"
+        times.append(
+            [
+                f"**{tool}**{flag}" if tool == "netctl" else tool + flag,
+                fs(s["setup"]),
+                fs(s["noop"]),
+                fs(s["teardown"]),
+                ms(s["add_small"]),
+                ms(s["add_big"]),
+                fx(ratio(s["add_big"], s["add_small"])),
+                fx(ratio(s["setup"], floor.get("setup"))) if tool != "floor" else "",
+                fx(ratio(netavark.get("setup"), s["setup"])) if tool != "netavark" else "",
+            ]
+        )
+    procs_h = [
+        "tool",
+        "setup tasks",
+        "setup execs (programs run)",
+        "iptables-restore in setup (tables)",
+        "no-op: tasks / iptables-restore",
+        f"add #2 / #{n + 1}: tasks",
+        f"add #{n + 1}: execs",
+        "teardown tasks",
+        "rules after setup (raw/nat/filter)",
+    ]
+    procs = []
+    for tool in tools:
+        s = summary.get(tool)
+        if not s or not s["runs"]:
+            procs.append([tool] + [""] * 8)
+            continue
+        c = s["census"] or {}
+        a = s["after_setup"] or {"rules": {}, "total": 0}
+        rules = a["rules"]
+        noop = (
+            "—"
+            if s["noop"] is None
+            else f"{fn(s['noop_tasks'])} / {max(s['noop_restores']) if s['noop_restores'] else '?'}"
+        )
+        procs.append(
+            [
+                tool,
+                fn(s["setup_tasks"]),
+                exec_summary(c.get("setup")),
+                restore_summary(c.get("setup")),
+                noop,
+                f"{fn(s['add_small_tasks'])} / {fn(s['add_big_tasks'])}",
+                exec_summary(c.get(f"add#{n + 1}")),
+                fn(s["teardown_tasks"]),
+                f"{a['total']} ({rules.get('raw', 0)}/{rules.get('nat', 0)}/{rules.get('filter', 0)})",
+            ]
+        )
+    spread_h = [
+        "tool",
+        "setup min–max s",
+        "no-op min–max s",
+        "teardown min–max s",
+        f"add {SMALL_LABEL} min–max ms",
+        f"add {big_label(n)} min–max ms",
+    ]
+    spread = []
+    for tool in tools:
+        s = summary.get(tool)
+        if not s or not s["runs"]:
+            continue
+
+        def rng(vals: list[float], scale: float = 1.0, d: int = 2) -> str:
+            return f"{min(vals) * scale:.{d}f}–{max(vals) * scale:.{d}f}" if vals else "—"
+
+        spread.append(
+            [
+                tool,
+                rng(s["setup_all"]),
+                rng(s["noop_all"]),
+                rng(s["teardown_all"]),
+                rng(s["add_small_all"], 1000, 0),
+                rng(s["add_big_all"], 1000, 0),
+            ]
+        )
+    return [("times", times_h, times), ("processes", procs_h, procs), ("spread", spread_h, spread)]
+
+
+def targets(summary: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, bool | None]]:
+    checks: list[tuple[str, str, bool | None]] = []
+    net = summary.get("netctl")
+    if not net or not net["runs"]:
+        return checks
+    floor, navk = summary.get("floor"), summary.get("netavark")
+
+    def per_run(a: dict[str, Any], b: dict[str, Any]) -> str:
+        """The same ratio within each run (the tools ran back to back, under the same load)."""
+        runs = sorted(set(a["setup_by_run"]) & set(b["setup_by_run"]))
+        each = [a["setup_by_run"][k] / b["setup_by_run"][k] for k in runs if b["setup_by_run"][k]]
+        return f" (per run: {', '.join(f'{x:.2f}' for x in each)})" if len(each) > 1 else ""
+
+    if floor and floor["runs"]:
+        r = ratio(net["setup"], floor["setup"])
+        checks.append(
+            (f"N={n}: netctl setup ≤ 2× floor", fx(r) + per_run(net, floor), r is not None and r <= 2.0)
+        )
+    if navk and navk["runs"]:
+        r = ratio(navk["setup"], net["setup"])
+        checks.append(
+            (
+                f"N={n}: netctl setup ≥ 5× faster than netavark",
+                fx(r) + per_run(navk, net),
+                r is not None and r >= 5.0,
+            )
+        )
+    c = net["census"]
+    if c:
+        for step in ("setup", f"add#{n + 1}"):
+            tables = c[step]["restore_tables"]
+            per_table = collections.Counter(t for entry in tables for t in entry.split(",") if t)
+            ok = (
+                bool(tables)
+                and max(per_table.values()) == 1
+                and not c[step]["execs"].get("iptables", 0) - (1 if step == "setup" else 0) > 0
+            )
+            checks.append(
+                (
+                    f"{step.replace('#', ' #')}: one iptables-restore per table, no per-rule exec",
+                    f"{restore_summary(c[step])}; iptables {c[step]['execs'].get('iptables', 0)}",
+                    ok,
+                )
+            )
+    if net["noop_restores"]:
+        worst = max(net["noop_restores"])
+        checks.append(
+            (
+                "no-op re-apply: no iptables-restore",
+                f"{worst} (each of {len(net['noop_restores'])} runs)",
+                worst == 0,
+            )
+        )
+    r = ratio(net["add_big"], net["add_small"])
+    delta = None if net["add_big"] is None or net["add_small"] is None else net["add_big"] - net["add_small"]
+    checks.append(
+        (
+            f"add #{n + 1} costs about what add #2 did (≤ {MARGINAL_LIMIT}×)",
+            f"{ms(net['add_big'])} ms vs {ms(net['add_small'])} ms = {fx(r)} "
+            f"({'—' if delta is None else f'{delta * 1000:+.0f}'} ms)",
+            r is not None and r <= MARGINAL_LIMIT,
+        )
+    )
+    return checks
+
+
+def markdown(headers: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(c or " " for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def source_digest(root: Path = ROOT) -> str:
+    """Which netctl is measured: sha256 over controller/**/*.py."""
+    digest = hashlib.sha256()
+    for source in sorted((root / "controller").rglob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def make_snapshot() -> Path:
+    """A private copy of netctl's sources (controller/, schemas/, manifests/), byte-compiled:
+    other people edit the working tree while a run takes minutes, and every sample must
+    measure the same netctl. The sandboxes put it first on PYTHONPATH, ahead of the editable
+    install; `netctl` is still the venv's console script. Lives under /var/tmp (the sandboxes
+    hide /tmp); removed at the end."""
+    import tempfile
+
+    snap = Path(tempfile.mkdtemp(prefix="netctl-fwbench-", dir="/var/tmp"))
+    for folder in ("controller", "schemas", "manifests"):
+        shutil.copytree(ROOT / folder, snap / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(snap / "controller")], check=True)
+    return snap
+
+
+def version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine() -> str:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 1048576
+    import pyroute2
+
+    cni = (
+        subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        or "?"
+    )
+    return (
+        f"{os.cpu_count()} CPU ({model or platform.machine()}), {mem:.1f} GiB RAM, "
+        f"Linux {platform.release()}, Python {platform.python_version()}, pyroute2 {pyroute2.__version__}, "
+        f"{version(['iptables', '--version'])}, "
+        f"{version([NETAVARK, '--version'])}, CNI plugins {cni}, {version(['ip', '-V'])}; "
+        f"netctl sources sha256 {SNAPSHOT_DIGEST or source_digest()}"
+    )
+
+
+def render(
+    summary: dict[str, dict[str, Any]], tools: list[str], args: argparse.Namespace, loads: list[float]
+) -> None:
+    n = args.n
+    print(f"Machine: {machine()}")
+    if loads:
+        print(
+            f"Load average (1 min) when each sandbox started: {min(loads):.2f}–{max(loads):.2f} "
+            f"(median {statistics.median(loads):.2f}) on {os.cpu_count()} CPUs\n"
+        )
+    print(
+        f"N = {n}; medians of {args.runs} run(s), each measurement in a fresh sandbox; "
+        f"add {SMALL_LABEL} and {big_label(n)}: medians of {len(SMALL) * args.runs} "
+        "single-container adds each.\n"
+    )
+    checks = targets(summary, n)
+    for name, headers, body in tables_text(summary, tools, n):
+        if args.markdown:
+            print(markdown(headers, body) + "\n")
+        else:
+            widths = [
+                max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)
+            ]
+            print(f"-- {name}")
+            print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+            for r in body:
+                print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+            print()
+    digests = {
+        t: (summary[t]["after_setup"] or {}).get("digest") for t in tools if summary.get(t, {}).get("runs")
+    }
+    same = [t for t in ("floor", "shell") if t in digests and digests[t] == digests.get("netctl")]
+    if "netctl" in digests:
+        print(
+            f"Same ruleset as netctl (addresses, ports and chain names masked): {', '.join(same) or 'none'}"
+            f"{'' if len(same) == len([t for t in ('floor', 'shell') if t in digests]) else ' (!)'}\n"
+        )
+    if checks:
+        if args.markdown:
+            print(
+                markdown(
+                    ["target", "measured", "met"],
+                    [[d, m, "—" if ok is None else ("yes" if ok else "**no**")] for d, m, ok in checks],
+                )
+            )
+        else:
+            for d, m, ok in checks:
+                print(f"{'ok  ' if ok else 'MISS'}  {d}: {m}")
+
+
+def driver(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        sys.exit("needs root (namespaces, mounts); runs everything inside throwaway sandboxes")
+    if args.profile:
+        argv = ["--profile", "--n", str(args.n), "--top", str(args.top)]
+        if args.keep:
+            argv += ["--keep", os.path.abspath(args.keep)]
+        host_netns = os.readlink("/proc/self/ns/net")
+        return subprocess.run(
+            [
+                "unshare",
+                "--net",
+                "--mount",
+                "--uts",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "--",
+                PYTHON,
+                str(Path(__file__).resolve()),
+                "--host-netns",
+                host_netns,
+                "--inside",
+                *argv,
+            ]
+        ).returncode
+    if args.n <= SMALL[-1]:
+        sys.exit(f"--n must be more than {SMALL[-1]} (the marginal trial adds {SMALL_LABEL} first)")
+    tools = [t for t in args.tools.split(",") if t]
+    for t in tools:
+        if t not in TOOLS:
+            sys.exit(f"unknown tool {t!r}; choose from {', '.join(TOOLS)}")
+    results: list[dict[str, Any]] = []
+    loads: list[float] = []
+    global SNAPSHOT_DIGEST
+    snapshot = make_snapshot()
+    os.environ["FWBENCH_SNAPSHOT"] = str(snapshot)
+    SNAPSHOT_DIGEST = source_digest(snapshot)
+    try:
+        return measure(args, tools, results, loads)
+    finally:
+        shutil.rmtree(snapshot, ignore_errors=True)
+
+
+def measure(
+    args: argparse.Namespace, tools: list[str], results: list[dict[str, Any]], loads: list[float]
+) -> int:
+    kinds = ["main", "marginal"]
+    for run in range(args.runs):
+        order = tools[run % len(tools) :] + tools[: run % len(tools)]
+        for kind in kinds + (["census"] if run == 0 and not args.no_census else []):
+            for tool in order:
+                load = os.getloadavg()[0]
+                loads.append(load)
+                t0 = time.perf_counter()
+                argv = ["--inside", "--kind", kind, "--tool", tool, "--n", str(args.n)]
+                result = sandboxed(argv, args.timeout)
+                for _ in range(args.retries):
+                    if "error" not in result:
+                        break
+                    # e.g. a process killed from outside: the machine is shared. Say so, go again.
+                    print(f"run {run + 1} {kind} {tool}: ERROR {result['error']} (retrying)", file=sys.stderr)
+                    result["retried"] = True
+                    results.append({**result, "kind": f"{kind}-failed", "tool": tool, "run": run})
+                    time.sleep(args.settle + args.n * args.settle_per_container)
+                    result = sandboxed(argv, args.timeout)
+                result.setdefault("tool", tool)
+                result.setdefault("kind", kind)
+                result["load"] = load
+                result["run"] = run
+                results.append(result)
+                wall = time.perf_counter() - t0
+                if "error" in result:
+                    print(f"run {run + 1} {kind} {tool}: ERROR {result['error']}", file=sys.stderr)
+                elif kind == "main":
+                    extra = (
+                        ""
+                        if "noop" not in result
+                        else f" noop {result['noop']:.3f}s (restores {result['noop_restores']})"
+                    )
+                    print(
+                        f"run {run + 1} main {tool}: setup {result['setup']:.3f}s{extra} teardown "
+                        f"{result['teardown']:.3f}s tasks {result['setup_tasks']} rules "
+                        f"{result['after_setup']['total']} load {load:.2f}"
+                        f"{'' if result['ok'] else '  (!) check failed: ' + json.dumps(result)[:1500]}",
+                        file=sys.stderr,
+                    )
+                elif kind == "marginal":
+                    sm = ", ".join(f"{x['seconds'] * 1000:.0f}" for x in result["small"])
+                    bg = ", ".join(f"{x['seconds'] * 1000:.0f}" for x in result["big"])
+                    print(
+                        f"run {run + 1} marginal {tool}: add {SMALL_LABEL} {sm} ms; add {big_label(args.n)} "
+                        f"{bg} ms; load {load:.2f}"
+                        f"{'' if result['ok'] else '  (!) ' + json.dumps(result['census'])}",
+                        file=sys.stderr,
+                    )
+                else:
+                    print(
+                        f"run {run + 1} census {tool}: "
+                        + "; ".join(
+                            f"{k}: {exec_summary(v)} restores {restore_summary(v)}"
+                            for k, v in result.items()
+                            if isinstance(v, dict) and "execs" in v
+                        ),
+                        file=sys.stderr,
+                    )
+                # let the kernel finish destroying the sandbox's namespaces before the next one
+                time.sleep(args.settle + args.n * args.settle_per_container)
+                if args.verbose:
+                    print(f"   ({wall:.1f} s)", file=sys.stderr)
+    if "netctl" in tools and source_digest() != SNAPSHOT_DIGEST:
+        print(
+            f"note: the working tree's controller/ is now {source_digest()}; measured: the snapshot "
+            f"{SNAPSHOT_DIGEST} taken at the start",
+            file=sys.stderr,
+        )
+    summary = summarize(results, tools)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "machine": machine(),
+                    "n": args.n,
+                    "runs": args.runs,
+                    "loads": loads,
+                    "results": results,
+                    "summary": summary,
+                },
+                f,
+                indent=2,
+            )
+    render(summary, tools, args, loads)
+    return 0 if all(s["ok"] for s in summary.values()) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=200, help="containers (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=3, help="runs per tool (default: %(default)s)")
+    p.add_argument("--tools", default=",".join(TOOLS), help="default: %(default)s")
+    p.add_argument("--no-census", action="store_true", help="skip the (untimed) shimmed census pass")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=1.0,
+        help="seconds to wait after each sandbox (default: %(default)s) ...",
+    )
+    p.add_argument(
+        "--settle-per-container",
+        type=float,
+        default=0.004,
+        help="... plus this many per container (default: %(default)s)",
+    )
+    p.add_argument("--timeout", type=float, default=900, help="per sandbox, seconds")
+    p.add_argument(
+        "--retries", type=int, default=1, help="run a failed sandbox again this often (default: %(default)s)"
+    )
+    p.add_argument("--markdown", action="store_true", help="print Markdown tables (for README.md)")
+    p.add_argument("--json", help="also write all samples and medians to this file")
+    p.add_argument("--verbose", action="store_true")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: netctl's setup, no-op and add #N+1 under cProfile, in a sandbox",
+    )
+    p.add_argument("--top", type=int, default=25, help="--profile: functions to list")
+    p.add_argument("--keep", help="--profile: copy the .prof files to this folder")
+    p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--kind", help=argparse.SUPPRESS)
+    p.add_argument("--tool", help=argparse.SUPPRESS)
+    p.add_argument("--host-netns", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.inside:
+        return inside_profile(args) if args.profile else inside(args)
+    return driver(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
