@@ -254,7 +254,8 @@ class Session:
         self.store.forget_netns(gone)
         # publish names (remote ones too), (re)start the DNS server
         embedded_dns.sync(self.state_dir, target, self._remote_names())
-        verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan), sysctls))
+        rules_changed = any(a.resource.kind in (Kind.CHAIN, Kind.JUMP) for a in the_plan.actions)
+        verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan), sysctls, rules_changed))
         if self.cluster is not None:  # this host's endpoints, once the kernel has them
             self.cluster.publish(target)
         return outcome

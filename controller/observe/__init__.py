@@ -22,9 +22,10 @@ HOST_RESOLV_CONF = "/etc/resolv.conf"
 
 
 def observe(
-    sockets: Sockets, containers: Collection[str], sysctls: Collection[str] = ()
+    sockets: Sockets, containers: Collection[str], sysctls: Collection[str] = (), rules: bool = True
 ) -> Observed:
-    """`sysctls`: the names the target sets (only those are read: the rest are the host's)."""
+    """`sysctls`: the names the target sets (only those are read: the rest are the host's).
+    `rules`: read the firewall (two iptables-save runs); verify skips it when nothing changed it."""
     root = rtdump.dump(None, routes=False, bridge_ports=True)
     bridges = netlink.host_links(root)
     out: list[Resource] = list(bridges)
@@ -49,7 +50,8 @@ def observe(
         out.extend(found_overlays)
     out.extend(_join_container_ends(inner, [*veths, *ports]))
     out.extend(files.container_files(containers))
-    out.extend(firewall.rules())
+    if rules:
+        out.extend(firewall.rules())
     out.extend(firewall.sysctls(sysctls))
     return Observed(tuple(out))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,6 @@ from controller.cluster.etcd import Delete, Etcd, EtcdUnavailable, Get, Put, abs
 from controller.cluster.server import EtcdServer, available
 
 pytestmark = pytest.mark.skipif(not available(), reason="etcd is not installed")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    s = EtcdServer(str(tmp_path_factory.mktemp("etcd") / "data"))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def client(server: EtcdServer) -> Iterator[Etcd]:
-    with server.client() as c:
-        c.delete("", prefix=True)  # every test starts from an empty keyspace
-        yield c
 
 
 def test_prefix_end() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,23 +22,6 @@ _ids = (f"{i:064x}" for i in itertools.count(1))
 
 def new_id() -> str:
     return next(_ids)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    s = EtcdServer(str(tmp_path_factory.mktemp("etcd") / "data"))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def client(server: EtcdServer) -> Iterator[Etcd]:
-    with server.client() as c:
-        c.delete("", prefix=True)
-        yield c
 
 
 def make(client: Etcd, name: str, explicit: str | None = None, avoid: tuple[str, ...] = ()) -> NetworkRecord:
