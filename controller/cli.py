@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_exec)
 
     c = sub.add_parser("sandbox", help="run a command (default: a shell) on a throwaway host: "
-                       "new network and mount namespaces, private /run/netns, /etc/netns, state")
+                       "new network, mount, UTS and PID namespaces, private /run/netns, /etc/netns, state; "
+                       "every process started in it ends with it")
     c.add_argument("--hosts", type=int, default=0, metavar="N",
                    help="a multi-host lab instead: N sandbox hosts on an underlay bridge plus one "
                         "etcd, each running the overlay agent; CMD runs with host1..hostN on PATH")

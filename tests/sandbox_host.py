@@ -18,6 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from controller.kernel.sandbox import cable, join_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 NETCTL = [sys.executable, "-m", "controller.cli"]
 STATE_DIR = "/var/lib/netctl"
@@ -38,16 +40,13 @@ class SandboxHost:
             raise RuntimeError("sandbox did not get its own network namespace")
 
     def _wait_for_child(self) -> int:
+        """The `sleep` inside the sandbox (netctl -> keeper -> init -> sleep)."""
         deadline = time.monotonic() + 30  # a loaded CI machine can be slow to fork
         while time.monotonic() < deadline:
-            try:
-                children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-            except FileNotFoundError:
-                children = []
-            for child in children:
+            for child in _descendants(self.proc.pid):
                 try:
                     if Path(f"/proc/{child}/comm").read_text().strip() == "sleep":
-                        return int(child)
+                        return child
                 except FileNotFoundError:
                     continue
             if self.proc.poll() is not None:
@@ -56,7 +55,7 @@ class SandboxHost:
         raise RuntimeError("netctl sandbox did not start")
 
     def enter_argv(self) -> list[str]:
-        return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", f"--wd={ROOT}", "--"]
+        return join_argv(self.pid, str(ROOT))
 
     def run(
         self, argv: Sequence[str] | str, check: bool = True, timeout: float = 120,
@@ -116,6 +115,19 @@ class SandboxHost:
             self.proc.kill()
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            children = [int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except FileNotFoundError:
+            children = []
+        out.extend(children)
+        todo.extend(children)
+    return out
+
+
 PROBE = [sys.executable, str(ROOT / "tests" / "netprobe.py")]
 
 
@@ -136,7 +148,7 @@ def probe(host: SandboxHost, proto: str, triples: Sequence[tuple[str, str, int]]
 
 def wire(a: SandboxHost, b: SandboxHost, a_cidr: str, b_cidr: str, name: str = "uplink") -> None:
     """A cable between two sandbox hosts: a veth with one end in each, addressed and up."""
-    a.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name, "netns", str(b.pid)])
+    cable(a.pid, name, b.pid, name)
     a.run(["ip", "addr", "add", a_cidr, "dev", name])
     a.run(["ip", "link", "set", name, "up"])
     b.run(["ip", "addr", "add", b_cidr, "dev", name])

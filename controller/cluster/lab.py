@@ -26,7 +26,7 @@ from pathlib import Path
 
 from controller.cluster.etcd import Etcd
 from controller.cluster.server import EtcdServer, in_netns_of
-from controller.kernel.sandbox import enter
+from controller.kernel.sandbox import cable, join_argv, spawn
 
 UNDERLAY_PREFIX = "10.200.0."
 ETCD_ADDRESS = UNDERLAY_PREFIX + "1"
@@ -40,30 +40,10 @@ def host_address(index: int) -> str:
     return f"{UNDERLAY_PREFIX}{10 + index}"
 
 
-def spawn_sandbox(hostname: str) -> int:
-    """Fork a sandbox host that sleeps until killed; its pid once it is fully set up."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: single-threaded, as unshare(CLONE_NEWNS) requires
-        try:
-            os.close(read_fd)
-            os.setsid()
-            enter(STATE_DIR, hostname)
-            os.write(write_fd, b"1")
-            os.close(write_fd)
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
-            os.execvp("sleep", ["sleep", "infinity"])
-        finally:
-            os._exit(127)
-    os.close(write_fd)
-    ok = os.read(read_fd, 1)
-    os.close(read_fd)
-    if ok != b"1":
-        os.waitpid(pid, 0)
-        raise RuntimeError(f"sandbox {hostname} did not start (are you root?)")
-    return pid
+def spawn_sandbox(hostname: str, own_pids: bool = True) -> int:
+    """A detached sandbox host that sleeps until killed: the pid of its init."""
+    _, init = spawn(STATE_DIR, hostname, ["sleep", "infinity"], detach=True, own_pids=own_pids)
+    return init
 
 
 @dataclass
@@ -77,7 +57,7 @@ class LabHost:
     agent: subprocess.Popen[bytes] | None = None
 
     def enter_argv(self) -> list[str]:
-        return ["nsenter", "-t", str(self.pid), "-n", "-m", "-u", f"--wd={ROOT}", "--"]
+        return join_argv(self.pid, ROOT)
 
     def environment(self) -> dict[str, str]:
         return {**os.environ, "NETCTL_STATE_DIR": STATE_DIR, "NETCTL_SANDBOX": "1", **self.env}
@@ -155,7 +135,9 @@ class Lab:
 
     def start(self) -> Lab:
         try:
-            pid = spawn_sandbox("etcd")
+            # The console host keeps this machine's PID namespace: entering a host's PID
+            # namespace is allowed only from an ancestor, and its `hostN` commands do that.
+            pid = spawn_sandbox("etcd", own_pids=False)
             self.etcd_host = LabHost("etcd", pid, ETCD_ADDRESS)
             self.etcd_host.run(
                 f"ip link add ul type bridge && ip link set ul mtu {self.mtu} up && "
@@ -184,10 +166,8 @@ class Lab:
             "NETCTL_CLUSTER_STORE_OPT": f"discovery.ttl={self.ttl}",
         })
         self.hosts.append(host)
-        host.run(
-            f"ip link add ul0 type veth peer name {name} netns {self.etcd_host.pid} && "
-            f"ip link set ul0 mtu {self.mtu} up && ip addr add {address}/24 dev ul0"
-        )
+        cable(pid, "ul0", self.etcd_host.pid, name, mtu=self.mtu)
+        host.run(f"ip link set ul0 up && ip addr add {address}/24 dev ul0")
         self.etcd_host.run(["ip", "link", "set", name, "master", "ul", "mtu", str(self.mtu), "up"])
         return host
 
@@ -266,6 +246,7 @@ def write_wrappers(lab: Lab, folder: str) -> None:
     os.makedirs(folder, exist_ok=True)
     bin_dir = os.path.dirname(sys.executable)
     for host in lab.hosts:
+        enter = " ".join('"$PWD"' if a == "$PWD" else shlex.quote(a) for a in join_argv(host.pid, "$PWD"))
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in {
             **host.env, "NETCTL_STATE_DIR": STATE_DIR, "NETCTL_SANDBOX": "1",
         }.items())
@@ -275,7 +256,7 @@ def write_wrappers(lab: Lab, folder: str) -> None:
                 "#!/bin/sh\n"
                 f"# {host.name}: sandbox pid {host.pid}, underlay {host.address}\n"
                 '[ "$#" -eq 0 ] && set -- /bin/sh\n'
-                f'exec nsenter -t {host.pid} -n -m -u --wd="$PWD" -- env {env} '
+                f"exec {enter} env {env} "
                 f'PATH={shlex.quote(bin_dir)}:"$PATH" "$@"\n'
             )
         os.chmod(path, 0o755)
@@ -311,9 +292,9 @@ def run_lab(hosts: int, command: Sequence[str], ttl: int = 15) -> int:
                "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": f"{ETCD_ADDRESS}:{ETCD_PORT}"}
         time.sleep(0.2)  # let the agents take their leases
         # The command runs on the etcd sandbox (the lab's console), never on this machine's
-        # own network: a stray `netctl apply` there lands in a throwaway namespace.
+        # own network: a stray `netctl apply` there lands in a throwaway namespace. Whatever
+        # it leaves running in the lab's namespaces is killed by close().
         assert lab.etcd_host is not None
-        console = ["nsenter", "-t", str(lab.etcd_host.pid), "-n", "-m", "-u", f"--wd={os.getcwd()}"]
-        return subprocess.call([*console, "--", *argv], env=env)
+        return subprocess.call([*join_argv(lab.etcd_host.pid), *argv], env=env)
     finally:
         lab.close()

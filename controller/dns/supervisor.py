@@ -62,20 +62,16 @@ class Supervisor:
         self.worker = 0
         self.stopping = False
         self.kept: server.Inherited = {}
-        # In a sandbox (`netctl sandbox`, test hosts) the server must not outlive it: it
-        # follows the sandbox's first process, which ends the sandbox when it ends.
-        self.anchor = sandbox_anchor() if os.environ.get("NETCTL_SANDBOX") == "1" else None
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, self._on_signal)
-        anchor_fd = _pidfd(self.anchor) if self.anchor else None
         backoff = MIN_BACKOFF
         try:
             while True:
                 started = time.monotonic()
-                code = self._run_worker(anchor_fd)
+                code = self._run_worker()
                 if self.stopping or code == 0:
                     return 0
                 print(f"netctl dns: worker exited with {code}; restarting", file=sys.stderr, flush=True)
@@ -86,8 +82,6 @@ class Supervisor:
             for _, fds in self.kept.values():
                 for fd in fds:
                     os.close(fd)
-            if anchor_fd is not None:
-                os.close(anchor_fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.paths.pid)
 
@@ -99,7 +93,7 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.worker, signum)
 
-    def _run_worker(self, anchor_fd: int | None) -> int:
+    def _run_worker(self) -> int:
         """Fork a worker, keep what it sends until it exits: its exit status."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent = os.getpid()
@@ -127,16 +121,11 @@ class Supervisor:
             poller = select.poll()
             poller.register(ours.fileno(), select.POLLIN)
             poller.register(pidfd, select.POLLIN)
-            if anchor_fd is not None:
-                poller.register(anchor_fd, select.POLLIN)
             while True:
                 for fd, _ in poller.poll():
                     if fd == ours.fileno():
                         if not _receive(ours, self.kept):
                             poller.unregister(ours.fileno())
-                    elif fd == anchor_fd:
-                        poller.unregister(anchor_fd)
-                        self._on_signal(signal.SIGTERM, None)  # the sandbox is gone
                     elif fd == pidfd:
                         while _receive(ours, self.kept, block=False):  # sent before dying
                             pass
@@ -146,32 +135,6 @@ class Supervisor:
             self.worker = 0
             os.close(pidfd)
             ours.close()
-
-
-def sandbox_anchor() -> int | None:
-    """The oldest process in our network namespace: the sandbox's first process."""
-    mine = os.stat("/proc/self/ns/net").st_ino
-    oldest: tuple[int, int] | None = None
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino != mine:
-                continue
-            with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
-                start = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
-        except (OSError, ValueError, IndexError):
-            continue
-        if oldest is None or (start, int(entry)) < oldest:
-            oldest = (start, int(entry))
-    return None if oldest is None or oldest[1] == os.getpid() else oldest[1]
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except OSError:
-        return None
 
 
 def _receive(sock: socket.socket, kept: server.Inherited, block: bool = True) -> bool:

@@ -8,6 +8,7 @@ the sandbox's mount namespace only; 198.18.0.99 behind the same veth is a dead u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -381,7 +382,7 @@ def test_the_server_ends_with_the_netctl_sandbox_it_was_started_in() -> None:
         "printf 'apiVersion: netctl/v1\\nkind: Network\\nmetadata: {name: n}\\n---\\n"
         "apiVersion: netctl/v1\\nkind: Container\\nmetadata: {name: web}\\nspec: {networks: [n]}\\n'"
         " > /run/netctl/t.yaml && netctl apply -f /run/netctl/t.yaml >/dev/null 2>&1 && "
-        "netctl exec web -- dig +short web && cat /var/lib/netctl/dns/pid"
+        "netctl exec web -- dig +short web && test -s /var/lib/netctl/dns/pid && readlink /proc/self/ns/net"
     )
     env = {**os.environ, "PATH": f"{os.path.dirname(PYTHON)}:{os.environ['PATH']}"}
     out = subprocess.run(  # a sandbox of its own, as a user would run it
@@ -390,7 +391,16 @@ def test_the_server_ends_with_the_netctl_sandbox_it_was_started_in() -> None:
         capture_output=True, text=True, timeout=60, env=env,
     )
     assert out.returncode == 0, out.stderr
-    address, pid_text = out.stdout.split()
-    assert address.startswith("172."), out.stdout  # DNS worked in there
-    pid = int(pid_text)
-    wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 5.0)
+    address, namespace = out.stdout.split()
+    assert address.startswith("172."), out.stdout  # DNS worked in there (so its server ran)
+    # The sandbox's PID namespace ended with its command: nothing lives in its network any more.
+    wait_until(lambda: namespace not in _network_namespaces(), 5.0)
+
+
+def _network_namespaces() -> set[str]:
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                out.add(os.readlink(f"/proc/{entry}/ns/net"))
+    return out

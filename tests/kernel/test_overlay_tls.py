@@ -16,6 +16,7 @@ from controller.cluster import config, server
 from controller.cluster.etcd import Etcd, EtcdUnavailable
 from controller.cluster.lab import spawn_sandbox
 from controller.cluster.server import EtcdServer, in_netns_of
+from controller.kernel.sandbox import join_argv
 
 pytestmark = [
     pytest.mark.kernel,
@@ -47,7 +48,7 @@ def test_tls_options_reach_etcd(tmp_path: Path) -> None:
     pid = spawn_sandbox("tls")
     ca = str(tmp_path / "ca.pem")
     etcd = EtcdServer(str(tmp_path / "etcd" / "data"), listen="127.0.0.1:2379",
-                      prefix=["nsenter", "-t", str(pid), "-n", "-m", "--"], netns_pid=pid,
+                      prefix=join_argv(pid), netns_pid=pid,
                       tls=(ca, str(tmp_path / "server.pem"), str(tmp_path / "server.key")))
     try:
         etcd.start()
