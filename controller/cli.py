@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--resync-interval", type=float, default=30.0, metavar="SECONDS",
                    help="full resync against the kernel every SECONDS (default: 30)")
     c.add_argument("--metrics-address", default=None, metavar="HOST:PORT",
-                   help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off; "
+                        ":PORT or 0.0.0.0:PORT is every address of the host, with a warning)")
     c.set_defaults(func=cmd_controller, default_log_level="info")
     dns_command.add_parser(sub)  # netctl dns status|serve|hosts|listen
     overlay_command.add_parser(sub)  # netctl overlay agent|preflight|peers
@@ -491,7 +492,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_controller(args: argparse.Namespace) -> int:
     from controller.daemon import Options, run
+    from controller.daemon_metrics import exposure_warning
 
+    try:
+        warning = exposure_warning(args.metrics_address) if args.metrics_address else None
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return run(Options(args.manifests, args.state_dir, args.resync_interval, args.metrics_address,
                        args.lock_timeout, cluster_config=overlay_command.config_of(args)))
 

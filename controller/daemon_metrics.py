@@ -6,6 +6,7 @@ our own rather than a dependency. Updated by the main thread, read by the HTTP t
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 from collections.abc import Iterable, Mapping
@@ -126,6 +127,15 @@ def serve(metrics: Metrics, address: str) -> ThreadingHTTPServer:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="netctl-metrics", daemon=True).start()
     return server
+
+
+def exposure_warning(address: str) -> str | None:
+    """Said when metrics would be served on every address of the host, not just loopback."""
+    host, _ = parse_address(address)
+    if ipaddress.ip_address(host).is_unspecified:
+        return (f"--metrics-address {address} serves metrics on every address of this host: anyone "
+                "who can reach it reads network and container names; 127.0.0.1:PORT keeps them local")
+    return None
 
 
 def parse_address(address: str) -> tuple[str, int]:

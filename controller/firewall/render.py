@@ -11,8 +11,9 @@ filter  FORWARD -> NETCTL-USER (the user's, never flushed), NETCTL-FORWARD:
           anything else into a bridge   -o BR DROP
 nat     PREROUTING/OUTPUT (local dst) -> NETCTL -> NETCTL-DNAT-<net>: published ports
         POSTROUTING -> NETCTL-POSTROUTING: masquerade, host-to-container (127.0.0.1), hairpin
-raw     PREROUTING -> NETCTL-RAW: container addresses only via their bridge, and ports bound to
-          127.0.0.1 only from lo (the holes Docker 28 closed: moby #45610, #41872)
+raw     PREROUTING -> NETCTL-RAW: nothing from a bridge to the host's loopback (route_localnet
+          would let it in: CVE-2020-8558), container addresses only via their bridge, and ports
+          bound to 127.0.0.1 only from lo (the holes Docker 28 closed: moby #45610, #41872)
 
 Rules are written exactly as `iptables-save` prints them, so that observed and wanted rules
 compare as strings. Chains that belong to one network are per network, so that a change to one
@@ -50,6 +51,7 @@ RAW = "NETCTL-RAW"
 PREFIX = "NETCTL"
 
 FAMILIES = {4: "ipv4", 6: "ipv6"}
+LOOPBACK = {4: "127.0.0.0/8", 6: "::1/128"}
 
 
 def in_chain(net: NetworkTarget) -> str:
@@ -339,7 +341,13 @@ def _postrouting_rules(bridges: list[Bridge], published: list[Published]) -> lis
 
 def _raw_rules(target: Target, version: int, bridges: list[Bridge], published: list[Published]) -> list[str]:
     devices = {b.net.name: b.device for b in bridges}
-    rules = []
+    # route_localnet (set for 127.0.0.1-published ports) makes the kernel accept 127.0.0.0/8 from
+    # the bridge: a container with CAP_NET_RAW would reach every loopback-only host service.
+    # Nothing legitimate comes that way: the host's own 127.0.0.1 traffic to a published port is
+    # DNAT'd in OUTPUT and its replies come back to the gateway's address. The kernel already
+    # refuses ::1 from a non-loopback device; the v6 rule says so where it can be read.
+    loopback = LOOPBACK[version]
+    rules = [f"-d {loopback} -i {b.device} -j DROP" for b in bridges]
     for c in sorted(target.containers, key=lambda c: c.name):
         for ep in c.endpoints:
             address = ep.ipv4 if version == 4 else ep.ipv6

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from controller.daemon_metrics import Metrics, parse_address, serve
+from controller.daemon_metrics import Metrics, exposure_warning, parse_address, serve
 
 
 def test_text_format_has_help_type_and_samples() -> None:
@@ -64,3 +64,14 @@ def test_served_over_http_on_loopback() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("text", [":9464", "0.0.0.0:9464", "[::]:9464"])
+def test_every_address_is_warned_about(text: str) -> None:
+    warning = exposure_warning(text)
+    assert warning is not None and "every address" in warning
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:9464", "[::1]:9464", "10.0.0.5:9464"])
+def test_a_chosen_address_is_not(text: str) -> None:
+    assert exposure_warning(text) is None
