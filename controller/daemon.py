@@ -378,6 +378,10 @@ class Controller:
         folder_changed = snapshot is not None and snapshot.fingerprint != self.fingerprint
         if not (folder_changed or work.everything or work.namespaces):
             return  # events in the folder, but no manifest changed
+        if snapshot is not None:
+            # Seen, whatever comes of it: a failure is retried by its backoff, not taken for
+            # new input at every retry (which reset the backoff to 1 s).
+            self.fingerprint = snapshot.fingerprint
         if folder_changed:
             self.scheduler.input_changed()  # new input: what failed may work now
             work = Work(work.read_folder, work.everything, work.namespaces, frozenset(), work.reasons)
@@ -442,6 +446,12 @@ class Controller:
                     log.exception("unexpected error in reconcile")
                 ns = self._blame(self.tracker.failing())
                 if not ns or ns in skip:
+                    # No container to set aside (a bridge, a firewall table): a changed file the
+                    # error names is held at its last good state, the rest goes on.
+                    detail = getattr(exc, "detail", str(exc))
+                    blamed = [Problem(f, line, "", detail) for f, line in getattr(exc, "files", ())]
+                    if blamed and self._revert(selection, blamed, only_named=True):
+                        continue
                     result.failure = Temporary(f"{type(exc).__name__}: {exc}")
                     return result
                 result.set_aside[ns] = str(exc)
@@ -451,15 +461,16 @@ class Controller:
         result.failure = Temporary("too many failures in one reconcile")
         return result
 
-    def _revert(self, selection: Selection, problems: Sequence[Problem]) -> bool:
+    def _revert(self, selection: Selection, problems: Sequence[Problem], only_named: bool = False) -> bool:
         """Blame files for these problems and apply their last good documents instead. The
         files a problem names are all reported; only those that changed can be reverted
-        (reverting changes nothing otherwise). False: nothing left to revert."""
+        (reverting changes nothing otherwise); `only_named`: not the other changed files
+        either. False: nothing left to revert."""
         files = selection.chosen.keys() | self.last_good.keys()
         named = implicated(problems, files)
         changed = selection.changed(self.last_good)
         texts = [str(p) if p.file else p.message for p in problems]
-        culprits = {f for f in named if f in changed} or changed
+        culprits = {f for f in named if f in changed} or (set() if only_named else changed)
         if not culprits:
             return False
         for path in culprits:
@@ -512,8 +523,6 @@ class Controller:
         set_aside = set(result.set_aside) | set(work.skip)
         self.previous = _next_previous(self.previous, outcome.wanted, set_aside)
         self.last_good = dict(selection.chosen)
-        if snapshot is not None:
-            self.fingerprint = snapshot.fingerprint
         self._log_files(selection)
         self._log(work, outcome, executed, repaired, seconds)
         self.triggers.clear()

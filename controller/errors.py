@@ -71,3 +71,9 @@ class LockError(StateError):
 class ApplyError(NetctlError):
     exit_code = 1
     who = "netctl"
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key  # the resource whose action failed, when one did
+        self.files: tuple[tuple[str, int], ...] = ()  # (file, line) of the documents blamed
+        self.detail = message  # the message without the place

@@ -25,7 +25,7 @@ from typing import Any
 
 import jsonschema
 
-from controller import yamlsource
+from controller import names, yamlsource
 from controller.errors import ManifestError, Problem
 from controller.model import (
     Attachment,
@@ -56,7 +56,7 @@ OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
 OPT_MTU = "com.docker.network.driver.mtu"
-IFNAMSIZ = 16  # the kernel's limit on a device name, including the trailing NUL
+IPV6_MIN_MTU = 1280  # RFC 8200; the kernel turns IPv6 off on a link with less
 _ISOLATED_DRIVERS = ("host", "none")  # no interfaces of their own: exclusive, nothing to publish
 _BOOL_WORDS = {"1", "t", "true", "0", "f", "false"}  # Go's strconv.ParseBool, as Docker reads them
 
@@ -147,9 +147,9 @@ def _manifest_files(paths: Sequence[str], problems: list[Problem]) -> Iterator[s
 def _walk(folder: Path) -> list[Path]:
     """Manifests under a folder, sorted; hidden files/folders and editor leftovers skipped."""
     found: list[Path] = []
-    for top, dirs, names in os.walk(folder):
+    for top, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(top) / n for n in names if _is_manifest_name(n))
+        found.extend(Path(top) / n for n in files if _is_manifest_name(n))
     return sorted(found, key=lambda f: f.relative_to(folder).parts)
 
 
@@ -341,9 +341,9 @@ _PATTERN_HINTS = {
     "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$": "name: use letters, digits, '_', '.' and '-', "
     "starting with a letter or digit",
     "^[a-z0-9][a-z0-9_.-]*$": "driver name: use lowercase letters, digits, '_', '.' and '-'",
-    "^[^\\s]+$": "value: whitespace is not allowed",
-    "^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$": "hostname: "
-    "use dot-separated labels of letters, digits and '-'",
+    "^[A-Za-z0-9][A-Za-z0-9_.:-]*$": "resolv.conf option: use letters, digits, '_', '.', ':' and '-'",
+    "^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$":
+    "hostname: use dot-separated labels of letters, digits and '-', at most 63 characters each",
 }
 _REQUIRED_HINTS = {"hostPort": ": a host port is required (ephemeral host ports are not supported yet)"}
 _TYPE_NAMES = {"object": "mapping", "array": "list", "integer": "integer", "string": "string"}
@@ -394,6 +394,7 @@ def _format_checker() -> Any:
         "exposed-port": parse_exposed,
         "link": parse_link,
         "extra-host": parse_extra_host,
+        "domain-name": parse_domain_name,
     }
     accepts_int = {"port-mapping", "exposed-port"}  # YAML `- 80`; other ints are type errors
     for name, parse in formats.items():
@@ -530,11 +531,30 @@ def parse_link(text: str) -> Link:
     return Link(name, alias)
 
 
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def parse_domain_name(text: str) -> str:
+    """A DNS name as resolv.conf and hosts files carry it: no spaces, no `#`, no control bytes;
+    dot-separated labels of at most 63 characters (a final dot allowed), 253 in all."""
+    labels = text[:-1].split(".") if text.endswith(".") and len(text) > 1 else text.split(".")
+    if len(text) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(
+            f"{text!r} is not a valid DNS name: dot-separated labels of letters, digits, '_' "
+            "and '-', at most 63 characters each and 253 in all"
+        )
+    return text
+
+
 def parse_extra_host(text: str) -> tuple[str, str]:
     """`host:ip`; the IP may be IPv6 (with or without brackets), so split on the first colon."""
     host, colon, address = text.partition(":")
     if not colon or not host or any(ch.isspace() for ch in host):
         raise ValueError(f'{text!r} is not a valid extra host: expected "host:ip"')
+    try:
+        parse_domain_name(host)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid extra host: {exc}") from None
     if address.startswith("[") and address.endswith("]"):
         address = address[1:-1]
     return host, str(parse_ip(address))
@@ -747,6 +767,10 @@ def _check_ipam_config(n: _Network, j: int, config: IPAMConfig) -> Iterator[Prob
             yield _problem(n.doc, base, "gateway, ipRange and auxAddresses need a subnet in the same entry")
         return
     subnet = ipaddress.ip_network(config.subnet)
+    problem = _subnet_problem(subnet)
+    if problem:
+        yield _problem(n.doc, f"{base}.subnet", problem)
+        return
     if subnet.version == 6 and not n.spec.enable_ipv6:
         yield _problem(n.doc, f"{base}.subnet", f"IPv6 subnet {subnet} requires enableIPv6: true")
     if config.gateway and ipaddress.ip_address(config.gateway) not in subnet:
@@ -759,6 +783,37 @@ def _check_ipam_config(n: _Network, j: int, config: IPAMConfig) -> Iterator[Prob
         if ipaddress.ip_address(address) not in subnet:
             path = yamlsource.child_path(f"{base}.auxAddresses", name)
             yield _problem(n.doc, path, f"auxAddress {name} ({address}) is not in subnet {subnet}")
+
+
+# Ranges a network cannot take: the host would route them to a bridge (loopback, "this
+# network"), they are not unicast (multicast, 240/4 and the limited broadcast), or they are
+# the host's own (IPv6 link-local, v4-mapped).
+_FORBIDDEN_SUBNETS = {
+    ipaddress.ip_network(text): why
+    for text, why in [
+        ("0.0.0.0/8", "'this network' (0.0.0.0/8)"),
+        ("127.0.0.0/8", "loopback (127.0.0.0/8)"),
+        ("224.0.0.0/4", "multicast (224.0.0.0/4)"),
+        ("240.0.0.0/4", "reserved (240.0.0.0/4, with 255.255.255.255)"),
+        ("::/127", "the unspecified and loopback addresses (::, ::1)"),
+        ("::ffff:0:0/96", "IPv4-mapped (::ffff:0:0/96)"),
+        ("fe80::/10", "link-local (fe80::/10)"),
+        ("ff00::/8", "multicast (ff00::/8)"),
+    ]
+}
+# A gateway and at least one container: /30 (IPv4), /126 (IPv6) at the smallest.
+_LONGEST_PREFIX = {4: 30, 6: 126}
+
+
+def _subnet_problem(subnet: IPNetwork) -> str | None:
+    for forbidden, why in _FORBIDDEN_SUBNETS.items():
+        if subnet.version == forbidden.version and subnet.overlaps(forbidden):
+            return f"subnet {subnet} overlaps {why}: it cannot be a container network"
+    longest = _LONGEST_PREFIX[subnet.version]
+    if subnet.prefixlen > longest:
+        return (f"subnet {subnet} is too small: a network needs room for a gateway and a "
+                f"container (/{longest} at the smallest)")
+    return None
 
 
 def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:
@@ -776,13 +831,15 @@ def _check_options(n: _Network) -> Iterator[Problem]:
         return yamlsource.child_path("spec.options", key)
 
     if OPT_BRIDGE_NAME in options:
-        problem = _bridge_name_problem(options[OPT_BRIDGE_NAME])
+        problem = names.interface_name_problem(options[OPT_BRIDGE_NAME], generated_ok=n.spec.builtin)
         if problem:
             yield _problem(n.doc, path(OPT_BRIDGE_NAME), problem)
     if OPT_MTU in options:
         mtu = options[OPT_MTU]
         if not (re.fullmatch(r"[0-9]{1,6}", mtu) and 68 <= int(mtu) <= 65535):
             yield _problem(n.doc, path(OPT_MTU), f"MTU must be an integer between 68 and 65535, got {mtu!r}")
+        elif n.spec.enable_ipv6 and int(mtu) < IPV6_MIN_MTU:
+            yield _problem(n.doc, path(OPT_MTU), f"IPv6 needs an MTU of at least {IPV6_MIN_MTU}, got {mtu}")
     for key in (OPT_ICC, OPT_MASQUERADE, OPT_DEFAULT_BRIDGE):
         if key in options and options[key].lower() not in _BOOL_WORDS:
             yield _problem(n.doc, path(key), f"must be true or false, got {options[key]!r}")
@@ -791,17 +848,6 @@ def _check_options(n: _Network) -> Iterator[Problem]:
             parse_ip(options[OPT_HOST_BINDING], version=4)
         except ValueError as exc:
             yield _problem(n.doc, path(OPT_HOST_BINDING), str(exc))
-
-
-def _bridge_name_problem(name: str) -> str | None:
-    """The kernel's dev_valid_name(), with the reason spelled out."""
-    if not name or name in (".", ".."):
-        return f"invalid bridge name {name!r}"
-    if len(name.encode()) >= IFNAMSIZ:
-        return f"bridge name {name!r} is longer than {IFNAMSIZ - 1} bytes"
-    if any(ch in "/:" or ch.isspace() for ch in name):
-        return f"bridge name {name!r} must not contain '/', ':' or whitespace"
-    return None
 
 
 def _check_subnet_overlaps(networks: list[_Network]) -> Iterator[Problem]:
@@ -1015,7 +1061,10 @@ def _bind_addresses(port: PortSpec, nets: list[_Network]) -> tuple[IPAddress, ..
     gateway_net = next((n for n in nets if not n.spec.internal), None)
     binding = gateway_net.spec.options.get(OPT_HOST_BINDING) if gateway_net else None
     if binding and binding != "0.0.0.0":
-        return (ipaddress.ip_address(binding),)
+        try:
+            return (parse_ip(binding, version=4),)
+        except ValueError:
+            pass  # reported by _check_options
     return (ipaddress.IPv4Address("0.0.0.0"), ipaddress.IPv6Address("::"))
 
 

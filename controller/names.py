@@ -7,10 +7,47 @@ rejecting long container or network names.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 IFNAMSIZ = 15
 OWNER_PREFIX = "netctl:"  # IFLA_IFALIAS of every link netctl owns
+
+
+# A name the user gives a device: the kernel's dev_valid_name() allows almost any byte, but
+# names also reach iptables (`+` is its wildcard, `!` its negation), nft, sysctl paths
+# (`/proc/sys/net/ipv4/conf/NAME/`) and netlink templates (`%d`). So: a safe ASCII subset.
+_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_SPECIAL = frozenset({"all", "default", "lo"})  # sysctl's conf/all, conf/default; the loopback
+# What netctl names devices itself: a user's device with such a name could be taken for ours.
+# (netctl0 is the default bridge network's: claiming it is a duplicate bridge name.)
+_GENERATED = re.compile(r"(br|ov|vx)-[0-9a-f]{12}|veth[0-9a-f]{8}|netctl_gwbridge")
+
+
+def interface_name_problem(name: str, generated_ok: bool = False) -> str | None:
+    """Why `name` cannot be a device name netctl creates (None: it can)."""
+    size = len(name.encode())
+    if size == 0 or size > IFNAMSIZ:
+        return f"device name {name!r} must be 1 to {IFNAMSIZ} bytes long, it is {size}"
+    if not _IFNAME.fullmatch(name):
+        return (f"device name {name!r} may contain only ASCII letters, digits, '_', '.' and '-', "
+                "starting with a letter or digit")
+    if name in _SPECIAL:
+        return f"device name {name!r} is reserved by the kernel"
+    if not generated_ok and _GENERATED.fullmatch(name):
+        return f"device name {name!r} has the form of a name netctl gives its own devices"
+    return None
+
+
+def sysctl_path(name: str) -> str:
+    """`net.ipv4.conf.br.x.rp_filter` cannot say which dot is the device's: like sysctl(8),
+    a device's dots are written as `/` in the name and become dots again in the path."""
+    return "/proc/sys/" + "/".join(part.replace("/", ".") for part in name.split("."))
+
+
+def sysctl_device(device: str) -> str:
+    """A device name as it appears inside a sysctl name (see sysctl_path)."""
+    return device.replace(".", "/")
 
 
 def new_id() -> str:

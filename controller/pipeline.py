@@ -9,6 +9,7 @@ is touched, then converged and verified.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING
 import structlog
 
 from controller import etcfiles, load, observe
+from controller.blame import blamed
 from controller.desired import desired_resources
 from controller.dns import control as embedded_dns
-from controller.errors import ApplyError, ConflictError, NotFoundError, UserError
+from controller.errors import ApplyError, ConflictError, NetctlError, NotFoundError, UserError
 from controller.execute import Report, execute
 from controller.kernel.netns import Sockets
 from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Spec, Target
@@ -120,6 +122,7 @@ class Session:
     cluster_config: ClusterConfig | None = None  # --cluster-store: overlay networks
 
     def __post_init__(self) -> None:
+        self._rolling_back = False
         self.store = Store(self.state_dir)
         self.sockets = Sockets()
         self.cluster: ClusterSession | None = None
@@ -189,6 +192,36 @@ class Session:
 
     # ------------------------------------------------------------------ the pipeline
 
+    def _roll_back(
+        self, exc: ApplyError, before: list[tuple[object, ...]],
+        documents: Sequence[Document], changed: Sequence[Document], target: Target,
+    ) -> ApplyError:
+        """The kernel refused part of a change: take the change out of the desired state and
+        converge back to the documents stored before it, so that one bad document does not
+        fail every later apply (allocations made meanwhile are kept: they are only claims)."""
+        self.store.restore_documents(before)
+        stored = self.store.documents()
+        kept = {(d.kind, d.name, json.dumps(d.body, sort_keys=True)) for d in stored}
+        change = list(changed) or [
+            d for d in documents if (d.kind, d.name, json.dumps(d.body, sort_keys=True)) not in kept
+        ]
+        culprits = blamed(exc.key, target, documents, change)
+        self._rolling_back, progress, self.progress = True, self.progress, None
+        try:
+            self.converge(stored, "apply", [], False)
+            result = "rolled back: nothing of this change was applied"
+        except NetctlError as again:
+            result = f"rolling back failed too ({again}); the next apply or reconcile retries"
+        finally:
+            self._rolling_back, self.progress = False, progress
+        where = ", ".join(f"{d.source} ({d.kind} {d.name})" for d in culprits[:3])
+        more = f" and {len(culprits) - 3} more" if len(culprits) > 3 else ""
+        detail = f"{exc}; {result}"
+        error = ApplyError(f"{where}{more}: {detail}" if where else detail, key=exc.key)
+        error.files = tuple((d.source.file, d.source.line) for d in culprits)
+        error.detail = detail
+        return error
+
     def _remote_names(self) -> list[tuple[str, str, str]]:
         """Endpoints of overlay networks on the other live hosts, for the embedded DNS (none
         without a cluster, or while its store is unreachable)."""
@@ -221,7 +254,9 @@ class Session:
         wanted = desired_resources(target)
         target_ns = {c.netns for c in target.containers if c.netns}
         owned = self.store.owned_netns()
+        before: list[tuple[object, ...]] | None = None
         if not dry_run:
+            before = self.store.documents_snapshot()
             origins = self.store.origins()
             origins.update({(d.kind, d.name): origin for d in changed})
             if self.cluster is not None:
@@ -250,12 +285,17 @@ class Session:
                     self.cluster.publish(target)
             return outcome
         callback = self.progress(the_plan) if self.progress else None
-        outcome.report = execute(the_plan, self.sockets, callback)
+        try:
+            outcome.report = execute(the_plan, self.sockets, callback)
+            rules_changed = any(a.resource.kind in (Kind.CHAIN, Kind.JUMP) for a in the_plan.actions)
+            verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan), sysctls, rules_changed))
+        except ApplyError as exc:
+            if before is None or self._rolling_back:
+                raise
+            raise self._roll_back(exc, before, documents, changed, target) from exc
         self.store.forget_netns(gone)
         # publish names (remote ones too), (re)start the DNS server
         embedded_dns.sync(self.state_dir, target, self._remote_names())
-        rules_changed = any(a.resource.kind in (Kind.CHAIN, Kind.JUMP) for a in the_plan.actions)
-        verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan), sysctls, rules_changed))
         if self.cluster is not None:  # this host's endpoints, once the kernel has them
             self.cluster.publish(target)
         return outcome

@@ -141,6 +141,16 @@ class Store:
             )
             db.executemany("INSERT OR IGNORE INTO owned_netns VALUES (?)", [(n,) for n in netns])
 
+    def documents_snapshot(self) -> list[tuple[object, ...]]:
+        """The documents table as it is, to put back with restore_documents."""
+        return list(self.db.execute("SELECT * FROM documents"))
+
+    def restore_documents(self, rows: Iterable[tuple[object, ...]]) -> None:
+        """Put back the documents of before a change that failed (allocations stay)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM documents")
+            db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
     # ------------------------------------------------------------------ allocations
 
     def allocations(self) -> Allocations:

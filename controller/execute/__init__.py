@@ -71,7 +71,7 @@ def execute(
         except Exception as exc:  # a kernel or file error: report which action failed
             log.error("action failed", op=action.op.value, resource=action.resource.key, error=str(exc))
             raise ApplyError(
-                f"{action.op.value} {action.resource.key} failed: {exc}"
+                f"{action.op.value} {action.resource.key} failed: {exc}", key=action.resource.key
             ) from exc
         log.info(
             "action", op=action.op.value, resource=action.resource.key,

@@ -36,6 +36,7 @@ from controller.model import (
     Resource,
     Target,
 )
+from controller.names import sysctl_device
 
 OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
@@ -377,9 +378,8 @@ def _sysctls(target: Target) -> list[Resource]:
         out.append(sysctl("net.bridge.bridge-nf-call-ip6tables", "1"))
         out.append(sysctl("net.ipv6.conf.all.forwarding", "1"))
     for n in bridges:
-        if not n.internal:
+        if n.device and not n.internal:
             # 127.0.0.1:port -> container: the kernel must route loopback sources to the bridge.
-            out.append(
-                sysctl(f"net.ipv4.conf.{n.device}.route_localnet", "1", parent=f"link:/{n.device}")
-            )
+            name = f"net.ipv4.conf.{sysctl_device(n.device)}.route_localnet"
+            out.append(sysctl(name, "1", parent=f"link:/{n.device}"))
     return out

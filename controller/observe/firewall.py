@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from collections.abc import Collection
 
+from controller import names
 from controller.firewall import iptables, render
 from controller.model import Resource
 
@@ -35,11 +36,11 @@ def sysctls(names: Collection[str]) -> list[Resource]:
 
 
 def proc_path(name: str) -> str:
-    return "/proc/sys/" + name.replace(".", "/")
+    return names.sysctl_path(name)
 
 
 def _parent(name: str) -> str | None:
     parts = name.split(".")
     if len(parts) == 5 and parts[:3] == ["net", "ipv4", "conf"]:
-        return f"link:/{parts[3]}"
+        return f"link:/{parts[3].replace('/', '.')}"
     return None

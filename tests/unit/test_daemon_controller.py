@@ -47,6 +47,7 @@ class FakeSession:
         self.progress: Callable[[Plan], Callable[[Action], None] | None] | None = None
         self.calls: list[tuple[list[str], frozenset[str]]] = []
         self.broken: set[str] = set()
+        self.broken_bridges: set[str] = set()  # networks whose bridge the kernel refuses
         self.busy = False
 
     def replace_origin(self, origin: str, documents: Sequence[Document], scope: Scope) -> Outcome:
@@ -55,6 +56,13 @@ class FakeSession:
         origins = self.store.origins()
         docs = merge([d for d in self.store.documents() if origins.get((d.kind, d.name)) != origin],
                      documents)
+        for doc in docs:  # as Session does: the change is rolled back, its document named
+            if doc.kind == "Network" and doc.name in self.broken_bridges:
+                error = ApplyError(f"{doc.source}: create link:/br-x failed: Invalid argument",
+                                   key="link:/br-x")
+                error.files = ((doc.source.file, doc.source.line),)
+                error.detail = "create link:/br-x failed: Invalid argument; rolled back"
+                raise error
         spec = build(docs)
         target, allocations = resolve(spec, self.store.allocations(), HostFacts(), now())
         wanted = desired_resources(target)
@@ -264,3 +272,37 @@ def test_a_missing_folder_prunes_nothing_and_is_looked_for_again(world: World) -
     (folder / "db.yaml").write_text(CTR.format(name="db", net="front"))
     settle(ctl, clock, 1.5)  # no event for the new folder: found by looking again
     assert session.calls[-1][0] == ["db", "front", "web"]
+
+
+def test_a_file_the_kernel_refuses_is_held_and_the_rest_converges(world: World) -> None:
+    ctl, session, clock, folder = world
+    session.broken_bridges = {"bad"}
+    (folder / "bad.yaml").write_text(NET.format(name="bad", subnet="10.9.0.0/16"))
+    (folder / "more.yaml").write_text(CTR.format(name="other", net="front"))
+    ctl.handle(FolderChanged(str(folder / "bad.yaml"), "closed", clock()))
+    ctl.handle(FolderChanged(str(folder / "more.yaml"), "closed", clock()))
+    settle(ctl, clock, 1.0)
+    rows = status(session)
+    assert rows[("Container", "other")][0] == "converged"
+    assert rows[("Container", "web")][0] == "converged"
+    assert ("Network", "bad") not in {(d.kind, d.name) for d in session.store.documents()}
+    assert ctl.scheduler.waiting() == {}  # nothing to retry: the file waits for a change
+
+
+def test_a_failure_nobody_explains_backs_off_1_2_4_8(world: World) -> None:
+    ctl, session, clock, folder = world
+    session.busy = False
+    session.broken_bridges = {"front"}  # blamed on net.yaml, which did not change: not held
+    (folder / "more.yaml").write_text(CTR.format(name="other", net="front"))
+    ctl.handle(FolderChanged(str(folder / "more.yaml"), "closed", clock()))
+    settle(ctl, clock, 0.5)
+    delays = []
+    for _ in range(4):
+        due, _reason = ctl.scheduler.waiting()["*"]
+        assert due is not None
+        delays.append(round(due - clock.t, 1))
+        clock.t = due
+        # the kernel's own echo of every attempt, and the folder's events, change nothing
+        ctl.handle(KernelChanged(None, "link br0 added", clock.t))
+        ctl.step(max_wait=0)
+    assert delays[1:] == [2.0, 4.0, 8.0] and delays[0] <= 1.0

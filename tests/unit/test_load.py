@@ -405,7 +405,7 @@ def test_unknown_fields_are_caught_with_a_suggestion() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("a" * 65, f"'{'a' * 65}' is too long (at most 64 characters)"),
+        ("a" * 64, f"'{'a' * 64}' is too long (at most 63 characters)"),
         (
             "-web",
             "'-web' is not a valid name: use letters, digits, '_', '.' and '-', starting with a "
@@ -429,7 +429,7 @@ def test_bad_names(name: str, message: str) -> None:
 
 
 def test_longest_name_is_accepted() -> None:
-    name = "a" * 64
+    name = "a" * 63
     assert spec_of(f"apiVersion: netctl/v1\nkind: Container\nmetadata:\n  name: {name}\n").container(name)
 
 
@@ -445,7 +445,7 @@ def test_type_errors_are_reported_once_per_node() -> None:
         "t.yaml:7 spec.networks[0]: 5 is not of type 'string' or 'mapping'",
         "t.yaml:9 spec.ports[0]: a list is not of type 'string', 'integer' or 'mapping'",
         "t.yaml:10 spec.hostname: 'web_1' is not a valid hostname: use dot-separated labels of letters, "
-        "digits and '-'",
+        "digits and '-', at most 63 characters each",
     ]
 
 
@@ -943,11 +943,16 @@ def test_overlapping_subnets_name_both_networks() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("br-0123456789abc", "bridge name 'br-0123456789abc' is longer than 15 bytes"),
-        ("brücke-12345678", "bridge name 'brücke-12345678' is longer than 15 bytes"),
-        ("br/0", "bridge name 'br/0' must not contain '/', ':' or whitespace"),
-        ("br 0", "bridge name 'br 0' must not contain '/', ':' or whitespace"),
-        ("", "invalid bridge name ''"),
+        ("br-0123456789abc", "device name 'br-0123456789abc' must be 1 to 15 bytes long, it is 16"),
+        ("brücke-12345678", "device name 'brücke-12345678' must be 1 to 15 bytes long, it is 16"),
+        ("", "device name '' must be 1 to 15 bytes long, it is 0"),
+        *[(name, f"device name {name!r} may contain only ASCII letters, digits, '_', '.' and '-', "
+                 "starting with a letter or digit")
+          for name in ["br/0", "br 0", "br%d", "br%x", 'br"x', "b+", "br!", "br:0", "-br", ".", "..",
+                       '"netctl0"', "brücke", "br\x00", "br\u00a0x", "br#1", "br\tx"]],
+        *[(name, f"device name {name!r} is reserved by the kernel") for name in ["all", "default", "lo"]],
+        *[(name, f"device name {name!r} has the form of a name netctl gives its own devices")
+          for name in ["br-0123456789ab", "vethdeadbeef", "vx-0123456789ab", "netctl_gwbridge"]],
     ],
 )
 def test_bad_bridge_names(name: str, message: str) -> None:
@@ -967,9 +972,11 @@ def test_bridge_name_fifteen_bytes_is_fine() -> None:
     apiVersion: netctl/v1
     kind: Network
     metadata: {name: n}
-    spec: {options: {com.docker.network.bridge.name: br-0123456789ab}}
+    spec: {options: {com.docker.network.bridge.name: br-0123456789xy}}
     """
     assert spec_of(text).network("n") is not None
+    dotted = text.replace("br-0123456789xy", "br.lan_1-x")
+    assert spec_of(dotted).network("n") is not None
 
 
 def test_two_networks_with_one_bridge_name() -> None:
