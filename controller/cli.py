@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(exc.problems)} problem(s); nothing was changed", file=sys.stderr)
         return exc.exit_code
     except NetctlError as exc:
-        print(f"{exc.kind}: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -253,10 +253,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from controller.pipeline import build
+    from controller.pipeline import build, require_cluster_store
 
     docs = load.parse_paths(args.files)
     build(docs)
+    require_cluster_store(docs, bool(getattr(args, "cluster_store", None)))
     print(f"valid: {len(docs)} object(s) in {len(args.files)} path(s)")
     return 0
 

@@ -52,6 +52,7 @@ from controller.daemon_events import (
     NetlinkListener,
     NetnsFilesHandler,
     Resync,
+    ServiceWatcher,
     Stop,
 )
 from controller.daemon_folder import (
@@ -81,6 +82,7 @@ from controller.errors import LockError, ManifestError, NetctlError, Problem, Us
 from controller.kernel import netns
 from controller.model import Action, Document, Kind, Plan, Resource, Target
 from controller.pipeline import Outcome, Scope, Session, now, owner_ns, veth_peers
+from controller.store import private_dir
 
 log = structlog.get_logger("netctl.controller")
 
@@ -127,8 +129,8 @@ def lock_path(state_dir: str) -> str:
 def controller_lock(state_dir: str, root: str) -> Iterator[None]:
     """One controller per state directory, for its whole life (the state lock is separate:
     it is taken for each reconcile only)."""
-    os.makedirs(state_dir, exist_ok=True)
-    fd = os.open(lock_path(state_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    private_dir(state_dir)
+    fd = os.open(lock_path(state_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -258,6 +260,7 @@ class Controller:
         self.rejected: dict[str, list[str]] = {}  # file -> problems already logged
         self.book = StatusBook(session.store.status_rows())
         self.listener: NetlinkListener | None = None
+        self.services: ServiceWatcher | None = None
         self.observer: Any = None  # watchdog's Observer, once serving
         self.watched: tuple[Any, int] | None = None  # the folder's watch and the inode it follows
         self.stopping = False
@@ -280,6 +283,8 @@ class Controller:
         observer.start()
         self.listener = NetlinkListener(self.inbox.post, self.clock)
         self.listener.start()
+        self.services = ServiceWatcher(self.inbox.post, self.options.state_dir, self.clock)
+        self.services.start()
         server = serve(self.metrics, self.options.metrics_address) if self.options.metrics_address else None
         previous = {
             signal.SIGTERM: signal.signal(signal.SIGTERM, lambda n, _: self.inbox.post(Stop(n))),
@@ -302,6 +307,7 @@ class Controller:
             observer.stop()
             observer.join(timeout=5)
             self.listener.stop()
+            self.services.stop()
             if server is not None:
                 server.shutdown()
                 server.server_close()
@@ -542,6 +548,8 @@ class Controller:
         self._metrics(outcome, executed, repaired, seconds, selection)
         if self.listener is not None:
             self._listen(target, outcome.wanted)
+        if self.services is not None:
+            self.services.watch(any(r.kind is Kind.SERVICE for r in outcome.wanted))
         for hook in self.after_reconcile:
             try:
                 hook(target)

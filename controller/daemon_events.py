@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
+from controller.dns import control as embedded_dns
 from controller.kernel import netns
 
 log = structlog.get_logger("netctl.controller")
@@ -445,3 +446,58 @@ class Inbox:
             return self._q.get(timeout=timeout) if timeout is None or timeout > 0 else self._q.get_nowait()
         except queue.Empty:
             return None
+
+
+# ------------------------------------------------------------------------------- the DNS server
+
+
+class ServiceWatcher(threading.Thread):
+    """Posts KernelChanged the moment the embedded DNS server (its supervisor) exits, so that
+    the controller restarts it within the drift debounce, not at the next resync. A pidfd
+    becomes readable when its process ends: no polling while the server runs."""
+
+    def __init__(self, post: Post, state_dir: str, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name="netctl-services", daemon=True)
+        self.post = post
+        self.clock = clock
+        self.pid_file = embedded_dns.Paths(state_dir).pid
+        self._wanted = threading.Event()
+        self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def watch(self, wanted: bool) -> None:
+        """Whether the target has a DNS server at all (none: nothing to watch)."""
+        if wanted:
+            self._wanted.set()
+        else:
+            self._wanted.clear()
+
+    def stop(self) -> None:
+        os.write(self._stop_w, b"x")
+        self._wanted.set()
+
+    def run(self) -> None:
+        while self._wanted.wait() and not self._stopped(0):
+            fd = self._pidfd()
+            if fd is None:  # not started yet, or being restarted: look again soon
+                if self._stopped(0.1):
+                    return
+                continue
+            try:
+                ready, _, _ = select.select([fd, self._stop_r], [], [])
+            finally:
+                os.close(fd)
+            if self._stop_r in ready:
+                return
+            if self._wanted.is_set():
+                self.post(KernelChanged(None, "embedded DNS server exited", self.clock()))
+
+    def _pidfd(self) -> int | None:
+        try:
+            with open(self.pid_file, encoding="ascii") as f:
+                return os.pidfd_open(int(f.read().strip()))
+        except (OSError, ValueError):
+            return None
+
+    def _stopped(self, wait: float) -> bool:
+        ready, _, _ = select.select([self._stop_r], [], [], wait)
+        return bool(ready)

@@ -208,6 +208,9 @@ def _problem(doc: Document, path: str, message: str) -> Problem:
     return Problem(doc.source.file, _line(doc, path), path, message)
 
 
+problem_at = _problem  # for checks made above the loader (pipeline: needs a cluster store)
+
+
 def _line(doc: Document, path: str) -> int:
     return yamlsource.line_of(doc.lines, path, default=doc.source.line)
 

@@ -251,6 +251,7 @@ class Kind(enum.StrEnum):
     OVPORT = "ovport"  # a veth from an overlay network's bridge to a container
     FDB = "fdb"  # a VXLAN forwarding entry: remote endpoint's MAC -> its host (VTEP)
     NEIGH = "neigh"  # a permanent ARP entry on a VXLAN device: remote endpoint's IP -> MAC
+    SERVICE = "service"  # a process netctl keeps running for its containers (the DNS server)
 
 
 @dataclass(frozen=True)

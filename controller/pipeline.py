@@ -21,12 +21,19 @@ from controller import etcfiles, load, observe
 from controller.blame import blamed
 from controller.desired import desired_resources
 from controller.dns import control as embedded_dns
-from controller.errors import ApplyError, ConflictError, NetctlError, NotFoundError, UserError
+from controller.errors import (
+    ApplyError,
+    ConflictError,
+    ManifestError,
+    NetctlError,
+    NotFoundError,
+    UserError,
+)
 from controller.execute import Report, execute
 from controller.kernel.netns import Sockets
 from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Spec, Target
 from controller.plan import diff_attrs, plan
-from controller.resolve import ResolveError, resolve
+from controller.resolve import GLOBAL_DRIVERS, ResolveError, resolve
 from controller.store import Store, locked
 
 if TYPE_CHECKING:
@@ -146,6 +153,7 @@ class Session:
     # ------------------------------------------------------------------ commands
 
     def apply(self, documents: Sequence[Document], origin: str = "apply", dry_run: bool = False) -> Outcome:
+        require_cluster_store(documents, self.cluster is not None)
         with locked(self.state_dir, self.lock_timeout):
             return self.converge(merge(self.store.documents(), documents), origin, documents, dry_run)
 
@@ -185,6 +193,7 @@ class Session:
         (objects no longer there are pruned); other origins' documents (`netctl apply`, CLI
         commands) are kept. An object both declare is taken over by `origin`: the watched
         folder is authoritative for the names it declares."""
+        require_cluster_store(documents, self.cluster is not None)
         with locked(self.state_dir, self.lock_timeout):
             origins = self.store.origins()
             kept = [d for d in self.store.documents() if origins.get((d.kind, d.name)) != origin]
@@ -222,6 +231,11 @@ class Session:
         error.detail = detail
         return error
 
+    def _observe(self, names: Collection[str], sysctls: Sequence[str], rules: bool = True) -> Observed:
+        """The kernel's state, and the services netctl runs (the DNS server)."""
+        seen = observe.observe(self.sockets, names, sysctls, rules)
+        return Observed((*seen.resources, *embedded_dns.observe_service(self.state_dir)))
+
     def _remote_names(self) -> list[tuple[str, str, str]]:
         """Endpoints of overlay networks on the other live hosts, for the embedded DNS (none
         without a cluster, or while its store is unreachable)."""
@@ -251,7 +265,7 @@ class Session:
             target, allocations = resolve(spec, allocations, facts, when)
         except ResolveError as exc:
             raise UserError(str(exc)) from exc
-        wanted = desired_resources(target)
+        wanted = (*desired_resources(target), *embedded_dns.service(self.state_dir, target))
         target_ns = {c.netns for c in target.containers if c.netns}
         owned = self.store.owned_netns()
         before: list[tuple[object, ...]] | None = None
@@ -268,7 +282,7 @@ class Session:
         if scope is not None:
             names = set(scope.namespaces(wanted, names))
             peers = veth_peers([*wanted, *scope.previous.values()])
-        seen = observe.observe(self.sockets, names, sysctls)
+        seen = self._observe(names, sysctls)
         if self.cluster is not None:  # FDB/neighbour entries for remote endpoints
             wanted, seen = self.cluster.with_peers(target, wanted, seen)
         if scope is not None:
@@ -287,18 +301,33 @@ class Session:
         callback = self.progress(the_plan) if self.progress else None
         try:
             outcome.report = execute(the_plan, self.sockets, callback)
+            # publish names (remote ones too), (re)start the DNS server
+            embedded_dns.sync(self.state_dir, target, self._remote_names())
             rules_changed = any(a.resource.kind in (Kind.CHAIN, Kind.JUMP) for a in the_plan.actions)
-            verify(the_plan, observe.observe(self.sockets, touched_netns(the_plan), sysctls, rules_changed))
+            verify(the_plan, self._observe(touched_netns(the_plan), sysctls, rules_changed))
         except ApplyError as exc:
             if before is None or self._rolling_back:
                 raise
             raise self._roll_back(exc, before, documents, changed, target) from exc
         self.store.forget_netns(gone)
-        # publish names (remote ones too), (re)start the DNS server
-        embedded_dns.sync(self.state_dir, target, self._remote_names())
         if self.cluster is not None:  # this host's endpoints, once the kernel has them
             self.cluster.publish(target)
         return outcome
+
+
+def require_cluster_store(documents: Sequence[Document], have_store: bool) -> None:
+    """Overlay networks live in the cluster store: without one, say so at validate time, with
+    the document's place, instead of failing half-way through an apply."""
+    if have_store:
+        return
+    problems = [
+        load.problem_at(d, "spec.driver", f"driver {driver} needs a cluster store: run netctl with "
+                        "--cluster-store etcd://HOST:PORT (see netctl --help)")
+        for d in documents
+        if d.kind == "Network" and (driver := d.body.get("spec", {}).get("driver")) in GLOBAL_DRIVERS
+    ]
+    if problems:
+        raise ManifestError(problems)
 
 
 def build(documents: Sequence[Document]) -> Spec:
@@ -356,6 +385,8 @@ def verify(p: Plan, after: Observed) -> None:
     for a in p.actions:
         r = a.resource
         have = seen.get(r.key)
+        if r.kind is Kind.SERVICE:
+            continue  # a service that does not come up is logged (embedded_dns.sync), not undone
         if a.op is Op.DELETE:
             if have is not None and r.key not in recreated:
                 problems.append(f"- {r.key}: still present")

@@ -32,6 +32,7 @@ _RANK = {
     Kind.CHAIN: 7,
     Kind.JUMP: 8,
     Kind.FILE: 9,
+    Kind.SERVICE: 10,
 }
 
 

@@ -55,6 +55,8 @@ def describe(r: Resource) -> str:
             return f"fdb {a['dev']} {a['mac']} -> {a['dst']}"
         case Kind.NEIGH:
             return f"neighbour {a['dev']} {a['ip']} -> {a['mac']}"
+        case Kind.SERVICE:
+            return f"service {a['name']}"
         case _:
             return f"{_LABEL[r.kind]} {r.key.split(':', 1)[1]}"
 

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -43,12 +44,29 @@ CREATE TABLE IF NOT EXISTS status (
 """
 
 
+def private_dir(state_dir: str) -> None:
+    """The state directory is root's alone: it holds every manifest (0700, as Docker's
+    /var/lib/docker). A sticky shared folder (/tmp) given as the state dir is left as it is;
+    the files netctl makes in it are 0600 anyway."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    mode = os.stat(state_dir).st_mode
+    if not mode & stat.S_ISVTX and stat.S_IMODE(mode) != 0o700:
+        os.chmod(state_dir, 0o700)
+
+
+def private_file(path: str) -> None:
+    """Create `path` 0600 if it is missing (SQLite gives its -wal and -shm the same mode)."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+        os.chmod(path, 0o600)
+
+
 @contextmanager
 def locked(state_dir: str, timeout: float) -> Iterator[None]:
     """One writer per state directory; a second waits up to `timeout` seconds, then exit 3."""
-    os.makedirs(state_dir, exist_ok=True)
+    private_dir(state_dir)
     path = os.path.join(state_dir, "lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -74,7 +92,8 @@ class Store:
     def __init__(self, state_dir: str) -> None:
         self.state_dir = state_dir
         try:
-            os.makedirs(state_dir, exist_ok=True)
+            private_dir(state_dir)
+            private_file(os.path.join(state_dir, "state.db"))
             self.db = sqlite3.connect(os.path.join(state_dir, "state.db"), isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")

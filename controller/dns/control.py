@@ -33,7 +33,7 @@ import structlog
 
 from controller.desired import uses_embedded_dns
 from controller.dns import records
-from controller.model import Target
+from controller.model import Kind, Resource, Target
 
 log = structlog.get_logger("netctl.dns")
 
@@ -122,6 +122,31 @@ def sync(state_dir: str, target: Target, remote: Iterable[tuple[str, str, str]] 
             wait_for(paths, generation, start=needed)
     except (OSError, DnsUnavailable) as exc:
         log.warning("embedded DNS is not up to date", error=str(exc), log=paths.log)
+
+
+SERVICE_KEY = "service:dns"
+
+
+def service(state_dir: str, target: Target) -> list[Resource]:
+    """The server as a resource of the target while any container (or `dns listen`) needs it:
+    a dead server is then drift, shown by `netctl plan` and repaired by the controller."""
+    paths = Paths(state_dir)
+    try:
+        needed = any(uses_embedded_dns(c, target) for c in target.containers) or bool(
+            listen_addresses(paths)
+        )
+    except ValueError:
+        needed = True
+    return [_service_resource()] if needed else []
+
+
+def observe_service(state_dir: str) -> list[Resource]:
+    """The server as the kernel shows it: running (it holds its lock) or not."""
+    return [_service_resource()] if alive(Paths(state_dir)) else []
+
+
+def _service_resource() -> Resource:
+    return Resource(Kind.SERVICE, SERVICE_KEY, {"name": "embedded DNS server (127.0.0.11)"})
 
 
 def prestart(state_dir: str, target: Target) -> None:

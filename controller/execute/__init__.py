@@ -64,6 +64,8 @@ def execute(
                 firewall.apply_sysctl(action)
             elif action.resource.kind is Kind.FILE:
                 files.apply(action)
+            elif action.resource.kind is Kind.SERVICE:
+                pass  # the pipeline (re)starts services once the kernel is converged
             elif overlay.handles(action.resource.kind):
                 overlays.apply(action)
             else:

@@ -147,3 +147,23 @@ def test_a_failing_container_does_not_block_the_others(host: SandboxHost, tmp_pa
         assert delays == sorted(delays) and delays[0] <= 1.0  # exponential backoff
     finally:
         ctl.stop(signal.SIGKILL)
+
+
+def test_a_killed_dns_server_is_drift_restarted_at_once(host: SandboxHost, tour: ControllerProcess) -> None:
+    supervisor = json.loads(host.netctl("-o", "json", "dns", "status").stdout)["supervisor"]
+    start = time.monotonic()
+
+    def answers() -> bool:  # the embedded server itself (getent would find /etc/hosts)
+        out = host.netctl("exec", "container3", "--", "dig", "+short", "+tries=1", "+time=1",
+                          "@127.0.0.11", "container3.isolated_nw", check=False)
+        return out.returncode == 0 and bool(out.stdout.strip())
+    assert answers()
+    host.run(f"kill -9 {supervisor}")
+    took = timed(answers, timeout=10)
+    print(f"DNS answered again {took:.2f} s after the kill")
+    assert took < EVENT_BOUND + 1.0, took  # detection + restart within 1 s; + the probe's own cost
+    restarted = eventually(lambda: [e for e in tour.events("drift repaired")
+                                    if "service" in json.dumps(e)])
+    assert restarted, tour.events()
+    assert json.loads(host.netctl("-o", "json", "dns", "status").stdout)["supervisor"] != supervisor
+    assert time.monotonic() - start < 15
