@@ -167,3 +167,34 @@ def test_a_killed_dns_server_is_drift_restarted_at_once(host: SandboxHost, tour:
     assert restarted, tour.events()
     assert json.loads(host.netctl("-o", "json", "dns", "status").stdout)["supervisor"] != supervisor
     assert time.monotonic() - start < 15
+
+
+def test_a_network_the_kernel_refuses_is_held_and_the_others_converge(
+    host: SandboxHost, tmp_path: Path,
+) -> None:
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    host.run("ip link add taken0 type veth peer name taken1")  # not netctl's: the bridge fails
+    ctl = ControllerProcess(host, folder, tmp_path / "controller.log")
+    try:
+        eventually(lambda: ctl.reconciled(), timeout=10)
+        (folder / "bad.yaml").write_text(
+            "apiVersion: netctl/v1\nkind: Network\nmetadata: {name: taken}\n"
+            "spec: {options: {com.docker.network.bridge.name: taken0}}\n")
+        (folder / "app.yaml").write_text(
+            "---\n".join(CONTAINER.format(name=n, net="bridge") for n in ("alpha", "zulu")))
+        eventually(lambda: status(host).get(("Container", "zulu"), {}).get("State") == "converged")
+        bad = ("File", str(folder / "bad.yaml"))  # reported as an invalid file is
+        eventually(lambda: status(host).get(bad, {}).get("State") == "failed")
+        rows = status(host)
+        assert "create link:/taken0 failed" in rows[bad]["Reason"] and "rolled back" in rows[bad]["Reason"]
+        assert rows[("Container", "alpha")]["State"] == "converged"
+        host.exec("zulu", "ping -c1 -W2 " + ipv4(host, "alpha")[0])
+        # Held, not retried in a loop: a few reconciles at most, no leaked devices.
+        time.sleep(3)
+        assert len(ctl.events("reconciled")) < 6, ctl.events("reconciled")
+        devices = {link["ifname"] for link in json.loads(host.run("ip -j link").stdout)}
+        assert {"taken0", "taken1"} <= devices and not any(d.startswith("br") for d in devices)
+    finally:
+        ctl.stop(signal.SIGKILL)
+        host.run("ip link del taken0", check=False)
