@@ -64,6 +64,15 @@ def bridge_name(network_id: str) -> str:
     return f"br-{network_id[:12]}"
 
 
+def bridge_mac(network_id: str) -> str:
+    """A bridge's own MAC, fixed for its network. A Linux bridge without one takes the lowest
+    MAC of its ports, so it changes when a container leaves and the others keep the old one
+    in their neighbour cache (a minute without a gateway). Docker sets 02:42:... on its
+    bridges; the rest is derived from the network ID here so that it survives restarts."""
+    digest = hashlib.sha256(f"bridge/{network_id}".encode()).digest()
+    return "02:42:" + ":".join(f"{b:02x}" for b in digest[:4])
+
+
 def host_veth_name(endpoint: str) -> str:
     return f"veth{endpoint[:8]}"
 

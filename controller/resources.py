@@ -39,8 +39,11 @@ def netns(name: str, ipv6: bool = True) -> Resource:
     return Resource(Kind.NETNS, netns_key(name), {"name": name, "ipv6": ipv6})
 
 
-def bridge(name: str, mtu: int, alias: str) -> Resource:
-    return Resource(Kind.BRIDGE, link_key(None, name), {"name": name, "mtu": mtu, "up": True, "alias": alias})
+def bridge(name: str, mtu: int, alias: str, mac: str) -> Resource:
+    """`mac`: the bridge's own address, fixed (see names.bridge_mac)."""
+    return Resource(
+        Kind.BRIDGE, link_key(None, name), {"name": name, "mtu": mtu, "up": True, "alias": alias, "mac": mac}
+    )
 
 
 def veth(
@@ -127,7 +130,7 @@ def overlay_key(name: str) -> str:
 
 
 def overlay(
-    name: str, *, bridge: str, vxlan: str, vni: int, port: int, mtu: int, alias: str
+    name: str, *, bridge: str, vxlan: str, vni: int, port: int, mtu: int, alias: str, mac: str
 ) -> Resource:
     """An overlay network's namespace `name` with its bridge and its VXLAN device: learning
     off (entries come from the cluster store), ARP proxy on (it answers ARP for remote
@@ -136,7 +139,7 @@ def overlay(
         Kind.VXLAN,
         overlay_key(name),
         {"netns": name, "bridge": bridge, "vxlan": vxlan, "vni": vni, "port": port,
-         "learning": False, "proxy": True, "mtu": mtu, "up": True, "alias": alias},
+         "learning": False, "proxy": True, "mtu": mtu, "up": True, "alias": alias, "mac": mac},
         immutable=frozenset({"netns", "bridge", "vxlan", "vni", "port", "learning", "proxy"}),
     )
 

@@ -19,7 +19,9 @@ class BridgeDriver:
         self, network: NetworkTarget, endpoints: Sequence[EndpointTarget]
     ) -> list[Resource]:
         assert network.device is not None
-        out = [resources.bridge(network.device, network.mtu, names.owner_alias(network.id))]
+        out = [resources.bridge(
+            network.device, network.mtu, names.owner_alias(network.id), names.bridge_mac(network.id)
+        )]
         for subnet in network.subnets:
             if subnet.gateway is not None:
                 out.append(resources.address(None, network.device, str(subnet.gateway)))

@@ -95,7 +95,7 @@ class OverlayDriver:
             resources.overlay(
                 namespace(network.id), bridge=network.device, vxlan=vxlan_name(network.id),
                 vni=vni_of(network), port=VXLAN_PORT, mtu=network.mtu,
-                alias=names.owner_alias(network.id),
+                alias=names.owner_alias(network.id), mac=names.bridge_mac(network.id),
             )
         ]
 

@@ -69,7 +69,7 @@ class NetlinkBackend:
     def _create_bridge(self, r: Resource, _: Action) -> None:
         ipr = self.sockets.get(None)
         try:
-            ipr.link("add", ifname=r.attrs["name"], kind="bridge", mtu=r.attrs["mtu"])
+            ipr.link("add", ifname=r.attrs["name"], kind="bridge", mtu=r.attrs["mtu"], address=r.attrs["mac"])
         except NetlinkError as exc:
             # A crash between "add" and "set alias" leaves our bridge without its alias.
             existing = self._existing(None, r.attrs["name"])
@@ -77,7 +77,7 @@ class NetlinkBackend:
                 existing.get("IFLA_IFALIAS") not in (None, "", r.attrs["alias"])
             ):
                 raise
-            ipr.link("set", index=existing["index"], mtu=r.attrs["mtu"])
+            ipr.link("set", index=existing["index"], mtu=r.attrs["mtu"], address=r.attrs["mac"])
         # No IFLA_IFALIAS at creation time: the kernel applies it only on "set".
         index = self.index.get(None, r.attrs["name"])
         ipr.link("set", index=index, ifalias=r.attrs["alias"], state="up")

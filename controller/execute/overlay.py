@@ -78,7 +78,7 @@ class OverlayBackend:
         path = ns_path(a["netns"])
         ipr = self.sockets.get(path)
         if not ipr.link_lookup(ifname=a["bridge"]):
-            ipr.link("add", ifname=a["bridge"], kind="bridge", mtu=a["mtu"])
+            ipr.link("add", ifname=a["bridge"], kind="bridge", mtu=a["mtu"], address=a["mac"])
         self.index.forget_ns(path)
         bridge = self.index.get(path, a["bridge"])
         if not ipr.link_lookup(ifname=a["vxlan"]):
@@ -94,7 +94,7 @@ class OverlayBackend:
             finally:
                 os.close(fd)
         vxlan = self.index.get(path, a["vxlan"])
-        ipr.link("set", index=bridge, mtu=a["mtu"], state="up")
+        ipr.link("set", index=bridge, mtu=a["mtu"], address=a["mac"], state="up")
         ipr.link("set", index=vxlan, mtu=a["mtu"], master=bridge, ifalias=a["alias"], state="up")
 
     @staticmethod

@@ -24,7 +24,7 @@ def host_links(found: rtdump.Dump) -> list[Resource]:
     out = []
     for link in found.links.values():
         if names.is_owned_alias(link.alias) and link.kind == "bridge":
-            out.append(_with(resources.bridge(link.name, link.mtu, link.alias), up=link.up))
+            out.append(_with(resources.bridge(link.name, link.mtu, link.alias, link.mac), up=link.up))
     return out
 
 

@@ -104,6 +104,7 @@ def _overlay(name: str, vx: dict[str, Any] | None, br: dict[str, Any] | None) ->
         port=int(data.get("IFLA_VXLAN_PORT") or 0),
         mtu=mtus.pop() if len(mtus) == 1 else 0,
         alias=str(vx.get("IFLA_IFALIAS")) if vx is not None else "",
+        mac=str(br.get("IFLA_ADDRESS")) if br is not None else "",
     )
     return _with(
         r,

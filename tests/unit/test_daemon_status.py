@@ -27,7 +27,7 @@ def test_drift_is_a_change_to_a_target_that_did_not_change() -> None:
 
 
 def test_describe_is_short() -> None:
-    bridge = resources.bridge("netctl0", 1500, "netctl:x")
+    bridge = resources.bridge("netctl0", 1500, "netctl:x", "02:42:00:00:00:01")
     assert describe(Action(Op.UPDATE, bridge, (Change("up", False, True),))) == (
         "~ bridge netctl0: up False -> True"
     )

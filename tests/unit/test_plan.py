@@ -66,7 +66,7 @@ def applied(rs: Sequence[Resource]) -> FakeKernel:
 
 def test_fake_kernel_refuses_what_the_kernel_refuses() -> None:
     ns = resources.netns("c")
-    br = resources.bridge("br0", 1500, "netctl:x")
+    br = resources.bridge("br0", 1500, "netctl:x", "02:42:00:00:00:01")
     veth = resources.veth("veth0", master="br0", mtu=1500, alias="a", peer_netns="c", peer_ifname="eth0")
     kernel = FakeKernel([ns])
     with pytest.raises(KernelError, match=r"needs link:/br0"):
@@ -191,7 +191,7 @@ def test_immutable_change_replaces_the_veth_and_recreates_its_children(attr: str
 
 
 def test_kind_change_replaces() -> None:
-    want = [resources.bridge("x0", 1500, "netctl:a")]
+    want = [resources.bridge("x0", 1500, "netctl:a", "02:42:00:00:00:02")]
     seen = [dataclasses.replace(want[0], kind=Kind.VETH)]
     assert ops(plan(want, seen)) == [(Op.DELETE, "link:/x0"), (Op.CREATE, "link:/x0")]
 
