@@ -960,9 +960,9 @@ def _static_address_problem(n: _Network, address: IPAddress) -> str | None:
     config = next((c for c in configs if address in ipaddress.ip_network(c.subnet or "")), None)
     if config is None:
         return f"no configured subnet or ip-range contain the IP address {address}"
+    # ipRange limits dynamic allocation only (Docker): a static address may sit outside it,
+    # which is how people keep static and dynamic addresses apart.
     subnet = ipaddress.ip_network(config.subnet or "")
-    if config.ip_range and address not in ipaddress.ip_network(config.ip_range):
-        return f"address {address} is outside ipRange {config.ip_range} of network {name}"
     if address == _gateway(n, config, subnet):
         return f"address {address} is the gateway of network {name}"
     for aux_name, aux in config.aux_addresses.items():

@@ -18,7 +18,8 @@ spec:
 
 
 def container(name: str, network: str = "par") -> str:
-    return f"---\napiVersion: netctl/v1\nkind: Container\nmetadata: {{name: {name}}}\nspec: {{networks: [{network}]}}\n"
+    return (f"---\napiVersion: netctl/v1\nkind: Container\nmetadata: {{name: {name}}}\n"
+            f"spec: {{networks: [{network}]}}\n")
 
 
 def mac(host: SandboxHost, dev: str) -> str:

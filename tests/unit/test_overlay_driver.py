@@ -9,7 +9,7 @@ import pytest
 from fake_kernel import FakeKernel
 from topologies import container, resolved, spec
 
-from controller import resources
+from controller import names, resources
 from controller.desired import desired_resources
 from controller.drivers import get, overlay
 from controller.drivers.overlay import Peer
@@ -38,6 +38,7 @@ def test_an_overlay_network_is_a_namespace_with_a_bridge_and_a_vxlan_device() ->
     assert ov.attrs == {
         "netns": short, "bridge": f"ov-{short}", "vxlan": f"vx-{short}", "vni": 4100, "port": 4789,
         "learning": False, "proxy": True, "mtu": 1450, "up": True, "alias": f"netctl:{net.id}",
+        "mac": names.bridge_mac(net.id),
     }
     assert {"vni", "port", "learning", "proxy"} <= ov.immutable
 

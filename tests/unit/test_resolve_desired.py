@@ -437,3 +437,24 @@ def test_default_bridge_spec_is_the_shipped_manifest() -> None:
     assert ids("a")() != ids("b")()
     assert container("x").networks == ()
     assert container("y", "bridge").networks == (Attachment("bridge"),)
+
+
+def test_static_addresses_outside_the_range_and_inside_it_are_never_handed_out() -> None:
+    from controller import load
+    from controller.model import Allocations
+    from controller.pipeline import build
+
+    text = """
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: front}
+spec: {ipam: {config: [{subnet: 10.1.0.0/24, ipRange: 10.1.0.128/30}]}}
+""" + "".join(
+        f"---\napiVersion: netctl/v1\nkind: Container\nmetadata: {{name: {n}}}\n"
+        f"spec: {{networks: [{{name: front{', ipv4Address: ' + ip if ip else ''}}}]}}\n"
+        for n, ip in [("a", ""), ("outside", "10.1.0.5"), ("inside", "10.1.0.129"), ("b", ""), ("c", "")]
+    )
+    target, _ = resolve(build(load.parse_text(text, "t.yaml")), Allocations(), HostFacts(), "now")
+    got = {c.name: str(c.endpoints[0].ipv4.ip) for c in target.containers if c.endpoints[0].ipv4}
+    assert got["outside"] == "10.1.0.5" and got["inside"] == "10.1.0.129"
+    assert {got["a"], got["b"], got["c"]} == {"10.1.0.128", "10.1.0.130", "10.1.0.131"}
