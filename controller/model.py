@@ -220,6 +220,7 @@ class Target:
     containers: tuple[ContainerTarget, ...]
     host_resolvers: tuple[str, ...] = ()
     host_search: tuple[str, ...] = ()
+    host_options: tuple[str, ...] = ()
 
     def network(self, name: str) -> NetworkTarget | None:
         return next((n for n in self.networks if n.name == name), None)

@@ -45,6 +45,7 @@ class HostFacts:
     routes: tuple[IPNetwork, ...] = ()
     resolvers: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()  # the host's resolv.conf `options` (timeout:1, rotate, ...)
 
 
 def resolve(
@@ -76,7 +77,7 @@ def resolve(
     containers = tuple(
         _container_target(c, ids, created, by_name, addresses) for c in spec.containers
     )
-    target = Target(networks, containers, host.resolvers, host.search)
+    target = Target(networks, containers, host.resolvers, host.search, host.options)
     return target, Allocations(ids, created, subnets, addresses)
 
 

@@ -82,7 +82,7 @@ def host_facts(sockets: Sockets) -> HostFacts:
     ]
     try:
         with open(HOST_RESOLV_CONF, encoding="utf-8") as f:
-            servers, search = etcfiles.host_resolvers(f.read())
+            servers, search, options = etcfiles.host_resolvers(f.read())
     except OSError:
-        servers, search = (), ()
-    return HostFacts(tuple(routes), servers, search)
+        servers, search, options = (), (), ()
+    return HostFacts(tuple(routes), servers, search, options)
