@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-pip iproute2 iptables kmod util-linux procps \
-    iputils-ping dnsutils netcat-openbsd tcpdump \
+    iputils-ping dnsutils netcat-openbsd tcpdump nftables libnftables1 \
     etcd-server etcd-client aardvark-dns netavark containernetworking-plugins >/dev/null
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip

@@ -1,10 +1,13 @@
 """The DNS server: one asyncio loop in the host's namespace serving every container.
 
 For each container that uses the embedded DNS, a UDP and a TCP socket are bound to
-127.0.0.11:53 *inside that container's namespace*: the loop thread enters the namespace,
+127.0.0.11 *inside that container's namespace*: the loop thread enters the namespace,
 creates and binds them, and comes straight back (a socket stays in the namespace it was
-created in; lo's 127.0.0.0/8 route makes the address local). The socket a query arrives on
-says who asks, so each container gets its own view of the names (records.Records).
+created in; lo's 127.0.0.0/8 route makes the address local). As Docker does, they take
+ports the kernel picks, and a nat rule in the container's own namespace sends 127.0.0.11:53
+there: port 53 stays free for a DNS server of the container's own (dnsmasq, CoreDNS). The
+socket a query arrives on says who asks, so each container gets its own view of the names
+(records.Records).
 Forwarded queries leave from the host's namespace (controller.dns.upstream).
 
 Reloads never lose a query: the records of a new generation are parsed off the loop, then
@@ -36,7 +39,7 @@ from controller.dns import records
 from controller.dns.answer import Local, Responder, servfail, truncated, udp_limit, with_id
 from controller.dns.control import Paths, listen_addresses, read_text
 from controller.dns.upstream import EMBEDDED, Upstreams, read_nameservers
-from controller.kernel import netns
+from controller.kernel import netns, nft
 
 log = structlog.get_logger("netctl.dns")
 
@@ -94,6 +97,21 @@ def bind_pair(address: str, port: int) -> tuple[socket.socket, socket.socket]:
         tcp.close()
         raise
     return udp, tcp
+
+
+REDIRECT_TABLE = "netctl_dns"
+
+
+def redirect(address: str, port: int, udp_port: int, tcp_port: int) -> None:
+    """In the calling thread's namespace, one transaction: address:port -> our sockets' ports.
+    Replies need no rule: conntrack gives them port 53 back."""
+    t = REDIRECT_TABLE
+    nft.run(
+        f"add table ip {t}\nflush table ip {t}\n"
+        f"add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}\n"
+        f"add rule ip {t} output ip daddr {address} udp dport {port} dnat to {address}:{udp_port}\n"
+        f"add rule ip {t} output ip daddr {address} tcp dport {port} dnat to {address}:{tcp_port}\n"
+    )
 
 
 def own_netns_inode() -> int:
@@ -252,7 +270,13 @@ class Server:
                 with netns.entered(ns):
                     if own_netns_inode() != ino:
                         raise OSError(f"namespace {ns} was replaced meanwhile")
-                    udp, tcp = bind_pair(address, port)
+                    udp, tcp = bind_pair(address, 0)
+                    try:
+                        redirect(address, port, udp.getsockname()[1], tcp.getsockname()[1])
+                    except OSError:
+                        udp.close()
+                        tcp.close()
+                        raise
             self._keep(key, ino, [udp.fileno(), tcp.fileno()])
         udp.setblocking(False)
         tcp.setblocking(False)

@@ -408,3 +408,23 @@ def _network_namespaces() -> set[str]:
             with contextlib.suppress(OSError):
                 out.add(os.readlink(f"/proc/{entry}/ns/net"))
     return out
+
+
+def test_a_container_serves_dns_on_port_53_and_still_resolves_through_127_0_0_11(
+    fresh: SandboxHost,
+) -> None:
+    # The embedded server listens on ports the kernel picked; 127.0.0.11:53 is DNAT'd to them
+    # in db's namespace, so db's own DNS server can bind 0.0.0.0:53, UDP and TCP.
+    server = fresh.popen([PYTHON, "-m", "controller.cli", "exec", "db", "--", PYTHON,
+                          "benchmarks/dns_upstream.py", "--listen", "0.0.0.0", "--seconds", "120"],
+                         stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        for proto in ("", "+tcp "):
+            assert short(fresh, "web", f"{proto}@10.89.1.11 www.example.test") == ["198.51.100.7"]
+            assert short(fresh, "db", f"{proto}web") == ["10.89.1.10"]  # via 127.0.0.11
+        bound = fresh.exec("db", "ss -Hlntu").stdout
+        assert "0.0.0.0:53 " in bound and "127.0.0.11:53 " not in bound, bound
+    finally:
+        server.kill()
+        server.wait()

@@ -141,11 +141,12 @@ def test_the_port_published_on_loopback_still_answers_the_host(
 def test_netctl_listens_on_nothing_in_the_host_namespace(
     hole: tuple[SandboxHost, subprocess.Popen[str]],
 ) -> None:
-    """The DNS server answers inside containers only (127.0.0.11 in their namespaces)."""
+    """The DNS server answers inside containers only: on 127.0.0.11 in their namespaces, on
+    ports the kernel picked (127.0.0.11:53 is DNAT'd there, port 53 stays the container's)."""
     host, _ = hole
     assert "127.0.0.11" in host.exec("attacker", "cat /etc/resolv.conf").stdout
     sockets = host.run(["ss", "-Hlntu"]).stdout.splitlines()
     ours = [s for s in sockets if f":{SECRET} " not in s]  # the test's own listener
     assert ours == [], ours
     inside = {line.split()[4] for line in host.exec("attacker", "ss -Hlntu").stdout.splitlines()}
-    assert inside == {"127.0.0.11:53"}, inside
+    assert len(inside) == 2 and all(a.startswith("127.0.0.11:") and a != "127.0.0.11:53" for a in inside)
