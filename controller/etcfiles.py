@@ -32,21 +32,21 @@ def resolv_path(container: str) -> str:
 
 
 def render_hosts(container: ContainerTarget, target: Target) -> str:
-    lines = [_LOCALHOST]
+    lines = [_LOCALHOST, *_link_lines(container, target)]
     for ep in container.endpoints:
         if ep.ipv4 is not None:
             lines.append(f"{ep.ipv4.ip}\t{container.hostname}\n")
         if ep.ipv6 is not None:
             lines.append(f"{ep.ipv6.ip}\t{container.hostname}\n")
-    lines.extend(_link_lines(container, target))
     for host, ip in container.extra_hosts:
         lines.append(f"{ip}\t{host}\n")
     return "".join(lines)
 
 
 def _link_lines(container: ContainerTarget, target: Target) -> list[str]:
-    """Legacy links: `IP alias name shortid` for each linked container on a shared network."""
-    mine = {ep.network for ep in container.endpoints}
+    """Legacy links, as Docker writes them: `IP alias hostname name`, on the default bridge
+    only (on a user-defined network a link is a DNS alias, see dns.records)."""
+    mine = {ep.network for ep in container.endpoints if is_default_bridge(target, ep.network)}
     out = []
     for link in container.links:
         other = target.container(link.container)
@@ -55,9 +55,14 @@ def _link_lines(container: ContainerTarget, target: Target) -> list[str]:
         ep = next((e for e in other.endpoints if e.network in mine and e.ipv4), None)
         if ep is None or ep.ipv4 is None:
             continue
-        names = dict.fromkeys([link.alias, other.name, other.short_id])
+        names = dict.fromkeys([link.alias, other.hostname, other.name])
         out.append(f"{ep.ipv4.ip}\t{' '.join(names)}\n")
     return out
+
+
+def is_default_bridge(target: Target, network: str) -> bool:
+    net = target.network(network)
+    return net is not None and net.builtin and net.driver == "bridge"
 
 
 def host_resolvers(resolv_conf: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:

@@ -125,7 +125,7 @@ class Responder:
         v = self.records.views.get(view)
         forward = v is not None and v.forward
         answer = self.records.lookup(view, question.name.to_text(omit_final_dot=True))
-        if answer is MISS and forward:
+        if forward and _forwarded(answer, question.rdtype):
             assert v is not None
             out = Forward(query, v.upstreams)
             if not query.options:
@@ -134,8 +134,8 @@ class Responder:
         limit = udp_limit(query) if udp else MAX_TCP
         if answer is MISS:
             return Local(_render(_reply(query, dns.rcode.REFUSED, forward), query, limit))  # internal
-        if answer is HIDDEN:
-            return Local(_render(_authoritative(query, dns.rcode.NXDOMAIN, forward), query, limit))
+        if answer is HIDDEN:  # on an internal network: nobody else to ask
+            return Local(_render(_reply(query, dns.rcode.NXDOMAIN, forward), query, limit))
         assert isinstance(answer, Found | Pointer)
         rotations = _rotations(answer, question.rdtype)
         first = self._turn((view, question.name, question.rdtype), rotations)
@@ -163,6 +163,18 @@ class Responder:
         return turn % rotations
 
 
+# Docker's resolver answers A, AAAA and PTR of the names the asker may see; everything else
+# (unknown names, names of networks it is not on, TXT/MX/ANY of container names) goes
+# upstream, so that a host `b1` of the corporate DNS still resolves.
+_LOCAL_TYPES = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.PTR})
+
+
+def _forwarded(answer: object, qtype: int) -> bool:
+    if answer is MISS or answer is HIDDEN:
+        return True
+    return qtype not in _LOCAL_TYPES
+
+
 def udp_limit(query: dns.message.Message) -> int:
     """The largest UDP reply the client takes: 512, or its EDNS payload size."""
     return max(512, min(query.payload, MAX_TCP)) if query.edns >= 0 else 512
@@ -171,12 +183,6 @@ def udp_limit(query: dns.message.Message) -> int:
 def _reply(query: dns.message.Message, rcode: dns.rcode.Rcode, ra: bool) -> dns.message.Message:
     r = dns.message.make_response(query, recursion_available=ra, our_payload=OUR_PAYLOAD)
     r.set_rcode(rcode)
-    return r
-
-
-def _authoritative(query: dns.message.Message, rcode: dns.rcode.Rcode, ra: bool) -> dns.message.Message:
-    r = _reply(query, rcode, ra)
-    r.flags |= dns.flags.AA
     return r
 
 
@@ -199,7 +205,7 @@ def _answer(query: dns.message.Message, answer: Found | Pointer, ra: bool, shift
     """The reply, its addresses rotated by `shift` (NODATA when the name has no such record)."""
     question = query.question[0]
     qname, qtype = question.name, question.rdtype
-    r = _authoritative(query, dns.rcode.NOERROR, ra)
+    r = _reply(query, dns.rcode.NOERROR, ra)  # not authoritative: Docker's AA is clear
     if isinstance(answer, Pointer):
         if qtype in (dns.rdatatype.PTR, dns.rdatatype.ANY):
             r.answer.append(dns.rrset.from_text(qname, TTL, "IN", "PTR", answer.target + "."))

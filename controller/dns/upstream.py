@@ -3,8 +3,8 @@
 - UDP first, the same query under a fresh random ID, over one of a few sockets per server
   that are replaced every 2048 queries (`Channel`: a socket per query cost more than the
   rest of forwarding; rotating keeps the source port moving); a truncated answer is
-  fetched again over TCP from the same server. A client that asked over TCP is forwarded
-  over TCP.
+  passed on as the server sent it (Docker's resolver does so): the client asks again over
+  TCP, and a client that asked over TCP is forwarded over TCP.
 - Each server gets at most `per_try` seconds, and the whole exchange at most `budget`: a dead
   first server costs one second, not the client's whole timeout (aardvark-dns waits as long
   as the client does, so its fallback never helps: containers/aardvark-dns#482); when every
@@ -91,11 +91,6 @@ class Upstreams:
                     return fallback
                 try:
                     reply = await self._exchange(query, wire, server, tcp, min(self.per_try, remaining))
-                    if reply[1] and not tcp:  # truncated: the whole answer over TCP
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            return fallback
-                        reply = await self._exchange(query, wire, server, True, min(self.per_try, remaining))
                 except TimeoutError:
                     self._failed_at[server] = time.monotonic()
                     timed_out.append(server)

@@ -294,7 +294,7 @@ def _host_ip(port: PortSpec, net: NetworkTarget, version: int) -> str | None:
 
 def _in_rules(target: Target, b: Bridge, mine: list[Published], version: int) -> list[str]:
     rules = [p.accept_rule() for p in mine]
-    if not b.icc:
+    if not b.icc and b.net.builtin:  # a link opens the pair on the default bridge only (Docker)
         rules += _link_rules(target, b, version)
     return rules
 

@@ -45,10 +45,10 @@ def addresses(reply: dns.message.Message) -> list[str]:
     return [rd.address for rrset in reply.answer for rd in rrset]
 
 
-def test_a_record_authoritative_with_dockers_ttl() -> None:
+def test_a_record_not_authoritative_with_dockers_ttl() -> None:
     r = responder()
     reply = ask(r, "b", "a")
-    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AA
+    assert reply.rcode() == dns.rcode.NOERROR and not reply.flags & dns.flags.AA
     assert addresses(reply) == ["10.1.0.2"] and reply.answer[0].ttl == 600
 
 
@@ -75,11 +75,16 @@ def test_cache_hits_carry_the_new_query_id() -> None:
     assert hit is not None and dns.message.from_wire(hit).id == q.id
 
 
-def test_isolation_is_nxdomain_and_unknown_names_are_forwarded() -> None:
+def test_names_the_asker_cannot_see_and_unknown_names_are_forwarded() -> None:
     r = responder()
-    assert ask(r, "a", "secret").rcode() == dns.rcode.NXDOMAIN
-    got = r.respond("a", dns.message.make_query("example.com", "A").to_wire())
-    assert isinstance(got, Forward) and got.servers == ()
+    for name, rdtype in [("secret", "A"), ("example.com", "A"), ("a", "TXT"), ("a", "MX"), ("a", "ANY")]:
+        got = r.respond("a", dns.message.make_query(name, rdtype).to_wire())
+        assert isinstance(got, Forward) and got.servers == (), (name, rdtype)
+
+
+def test_an_internal_only_container_gets_nxdomain_for_what_it_cannot_see() -> None:
+    reply = ask(responder(), "vault", "secret")
+    assert reply.rcode() == dns.rcode.NXDOMAIN and not reply.flags & dns.flags.AA
 
 
 def test_internal_only_container_is_refused_instead_of_forwarded() -> None:

@@ -260,12 +260,18 @@ def test_hosts_file_with_hostname_extra_hosts_and_links() -> None:
     target, _ = resolved(s)
     db = the(target, "db")
     text = etcfiles.render_hosts(the(target, "web"), target)
-    assert text == (
+    assert text == (  # Docker's order: the link (alias hostname name) before the own line
         LOCALHOST
+        + f"172.17.0.2\tdatabase {db.short_id} db\n"
         + "172.17.0.3\tweb.local\n"
-        + f"172.17.0.2\tdatabase db {db.short_id}\n"
         + "192.0.2.7\tmirror\n"
     )
+
+
+def test_links_on_a_user_defined_network_write_no_hosts_line() -> None:
+    s = spec(network("app"), container("db", "app"), container("web", "app", links=(Link("db", "database"),)))
+    target, _ = resolved(s)
+    assert "database" not in etcfiles.render_hosts(the(target, "web"), target)
 
 
 def test_hosts_file_lists_every_address() -> None:
