@@ -141,6 +141,9 @@ class SubnetTarget:
     gateway: IPInterface | None  # the gateway with the subnet's prefix (on the bridge)
     ip_range: IPNetwork | None = None
     aux_addresses: Mapping[str, str] = field(default_factory=dict)
+    # Docker's inspect shows a gateway the user gave or one of a pool subnet, not the one a
+    # user subnet gets by default (the bridge has it all the same).
+    gateway_shown: bool = True
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ class EndpointTarget:
     gateway6: ipaddress.IPv6Address | None
     mtu: int
     aliases: tuple[str, ...] = ()
+    static: tuple[str, ...] = ()  # the addresses the manifest asked for (Docker's IPAMConfig)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -46,7 +47,10 @@ BUILTIN_NETWORKS = ("bridge", "host", "none")
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """RFC 3339 with nanoseconds, in UTC, as Docker's `Created`."""
+    ns = time.time_ns()
+    seconds = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.UTC)
+    return f"{seconds:%Y-%m-%dT%H:%M:%S}.{ns % 1_000_000_000:09d}Z"
 
 
 @dataclass

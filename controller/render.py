@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from controller.model import Action, Kind, Observed, Op, Plan, Resource, Target
+from controller.model import Action, Kind, Observed, Op, Plan, PortSpec, Resource, Target
 
 _LABEL = {
     Kind.NETNS: "namespace",
@@ -132,8 +133,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 # ---------------------------------------------------------------------- Docker-shaped views
 
 
+def driver_shown(driver: str) -> str:
+    """Docker calls the driver of its `none` network `null`."""
+    return "null" if driver == "none" else driver
+
+
 def network_rows(target: Target) -> list[list[str]]:
-    return [[n.short_id, n.name, n.driver, n.scope] for n in sorted(target.networks, key=lambda n: n.name)]
+    return [[n.short_id, n.name, driver_shown(n.driver), n.scope]
+            for n in sorted(target.networks, key=lambda n: n.name)]
 
 
 def network_inspect(target: Target, observed: Observed, name: str) -> dict[str, Any]:
@@ -159,15 +166,15 @@ def network_inspect(target: Target, observed: Observed, name: str) -> dict[str, 
         "Id": n.id,
         "Created": n.created,
         "Scope": n.scope,
-        "Driver": n.driver,
+        "Driver": driver_shown(n.driver),
         "EnableIPv6": n.enable_ipv6,
         "IPAM": {
             "Driver": "default",
-            "Options": {},
+            "Options": None,
             "Config": [
                 {
                     "Subnet": str(s.subnet),
-                    **({"Gateway": str(s.gateway.ip)} if s.gateway else {}),
+                    **({"Gateway": str(s.gateway.ip)} if s.gateway and s.gateway_shown else {}),
                     **({"IPRange": str(s.ip_range)} if s.ip_range else {}),
                     **({"AuxiliaryAddresses": dict(s.aux_addresses)} if s.aux_addresses else {}),
                 }
@@ -202,11 +209,30 @@ def container_rows(target: Target) -> list[list[str]]:
     for c in sorted(target.containers, key=lambda c: c.name):
         nets = ",".join(ep.network for ep in c.endpoints) or ("host" if c.netns is None else "none")
         addrs = ",".join(str(ep.ipv4.ip) for ep in c.endpoints if ep.ipv4)
-        ports = ",".join(
-            f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol.value}" for p in c.ports
-        )
-        rows.append([c.short_id, c.name, nets, addrs, ports])
+        rows.append([c.short_id, c.name, nets, addrs, ports_shown(c.ports)])
     return rows
+
+
+def ports_shown(ports: Sequence[PortSpec]) -> str:
+    """`docker ps`'s PORTS: consecutive ports folded (`0.0.0.0:9000-9002->9000-9002/tcp`)."""
+    runs: list[list[PortSpec]] = []
+    for p in ports:
+        last = runs[-1][-1] if runs else None
+        if last is not None and (last.host_ip, last.protocol) == (p.host_ip, p.protocol) and (
+            (last.host_port or 0) + 1 == p.host_port and last.container_port + 1 == p.container_port
+        ):
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+
+    def span(first: int, last: int) -> str:
+        return str(first) if first == last else f"{first}-{last}"
+
+    return ", ".join(
+        f"{r[0].host_ip or '0.0.0.0'}:{span(r[0].host_port or 0, r[-1].host_port or 0)}->"
+        f"{span(r[0].container_port, r[-1].container_port)}/{r[0].protocol.value}"
+        for r in runs
+    )
 
 
 def container_inspect(target: Target, observed: Observed, name: str) -> dict[str, Any]:
@@ -214,18 +240,37 @@ def container_inspect(target: Target, observed: Observed, name: str) -> dict[str
     assert c is not None
     seen = observed.by_key()
     networks = {}
+    default: dict[str, Any] = {}  # the default bridge's endpoint, also shown at the top (Docker)
     for ep in c.endpoints:
+        net = target.network(ep.network)
+        assert net is not None
         facts = endpoint_facts(seen, c.netns or "", ep.ifname)
-        networks[ep.network] = {
-            "Aliases": list(ep.aliases),
-            "NetworkID": target.network(ep.network).id,  # type: ignore[union-attr]
+        on_default = net.builtin and net.driver == "bridge"
+        dns_names = list(dict.fromkeys([c.name, *ep.aliases, c.short_id, c.hostname]))
+        static4 = next((a for a in ep.static if ":" not in a), None)
+        static6 = next((a for a in ep.static if ":" in a), None)
+        settings = {
+            "IPAMConfig": {**({"IPv4Address": static4} if static4 else {}),
+                           **({"IPv6Address": static6} if static6 else {})} or None,
+            "Links": None if on_default or not c.links else
+            [f"{link.container}:{link.alias}" for link in c.links],
+            "Aliases": list(ep.aliases) or None,
+            "MacAddress": facts["mac"],
+            "DriverOpts": None,
+            "NetworkID": net.id,
             "EndpointID": ep.id,
             "Gateway": str(ep.gateway4 or ""),
             "IPAddress": facts["ipv4"].split("/")[0],
             "IPPrefixLen": int(facts["ipv4"].split("/")[1]) if facts["ipv4"] else 0,
+            "IPv6Gateway": str(ep.gateway6 or ""),
             "GlobalIPv6Address": facts["ipv6"].split("/")[0],
-            "MacAddress": facts["mac"],
+            "GlobalIPv6PrefixLen": int(facts["ipv6"].split("/")[1]) if facts["ipv6"] else 0,
+            # the names the embedded DNS answers for it on this network (none on the default bridge)
+            "DNSNames": None if on_default else dns_names,
         }
+        networks[ep.network] = settings
+        if on_default:
+            default = settings
     return {
         "Id": c.id,
         "Name": "/" + c.name,
@@ -238,6 +283,8 @@ def container_inspect(target: Target, observed: Observed, name: str) -> dict[str
             "ExtraHosts": [f"{h}:{ip}" for h, ip in c.extra_hosts],
         },
         "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": hashlib.sha256(f"sandbox/{c.id}".encode()).hexdigest() if c.netns else "",
             "SandboxKey": f"/run/netns/{c.netns}" if c.netns else "",
             "HostsPath": f"/etc/netns/{c.name}/hosts",
             "ResolvConfPath": f"/etc/netns/{c.name}/resolv.conf",
@@ -247,6 +294,14 @@ def container_inspect(target: Target, observed: Observed, name: str) -> dict[str
                 ]
                 for p in c.ports
             },
+            "HairpinMode": False,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None,
+            **{key: default.get(key, "" if key not in ("IPPrefixLen", "GlobalIPv6PrefixLen") else 0)
+               for key in ("EndpointID", "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen",
+                           "IPAddress", "IPPrefixLen", "IPv6Gateway", "MacAddress")},
             "Networks": networks,
         },
     }

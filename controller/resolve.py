@@ -137,7 +137,7 @@ def _network_target(
     subnets: list[SubnetTarget] = []
     if net.driver in NAMESPACED_DRIVERS:
         if net.name in pool_subnets:
-            subnets.append(_subnet_target(pool_subnets[net.name], None, None, {}))
+            subnets.append(_subnet_target(pool_subnets[net.name], None, None, {}, pooled=True))
         for cfg in net.ipam:
             if cfg.subnet:
                 subnets.append(
@@ -169,7 +169,7 @@ def _network_target(
 
 
 def _subnet_target(
-    subnet: str, gateway: str | None, ip_range: str | None, aux: object
+    subnet: str, gateway: str | None, ip_range: str | None, aux: object, pooled: bool = False
 ) -> SubnetTarget:
     network = ipaddress.ip_network(subnet, strict=False)
     gw_addr = ipaddress.ip_address(gateway) if gateway else ipam.first_host(network)
@@ -179,6 +179,7 @@ def _subnet_target(
         gateway=gw,
         ip_range=ipaddress.ip_network(ip_range, strict=False) if ip_range else None,
         aux_addresses=dict(aux),  # type: ignore[call-overload]
+        gateway_shown=bool(gateway) or pooled,
     )
 
 
@@ -301,6 +302,7 @@ def _container_target(
                 gateway6=_gateway(sub6, net),  # type: ignore[arg-type]
                 mtu=net.mtu,
                 aliases=att.aliases,
+                static=tuple(a for a in (att.ipv4_address, att.ipv6_address) if a),
             )
         )
     return ContainerTarget(

@@ -386,7 +386,7 @@ def test_network_ls_rows(target: Target) -> None:
         ["bridge", "bridge", "local"],
         ["host", "host", "local"],
         ["isolated_nw", "bridge", "local"],
-        ["none", "none", "local"],
+        ["none", "null", "local"],  # Docker names the driver of `none` null
     ]
     assert all(len(r[0]) == 12 for r in rows)
 
@@ -397,7 +397,8 @@ def test_container_ls_rows() -> None:
         containers=(
             *tour().containers,
             container(
-                "pub", "bridge", ports=(PortSpec(80, 8080), PortSpec(53, 5353, "127.0.0.1", Protocol.UDP))
+                "pub", "bridge", ports=(PortSpec(80, 8080), PortSpec(53, 5353, "127.0.0.1", Protocol.UDP),
+                                        *(PortSpec(9000 + i, 9000 + i) for i in range(3)), PortSpec(9005, 9005))
             ),
         ),
     )
@@ -406,7 +407,8 @@ def test_container_ls_rows() -> None:
     assert rows["container1"] == ["bridge", "172.17.0.2", ""]
     assert rows["networkdisabled"] == ["none", "", ""]
     assert rows["hostnet"] == ["host", "", ""]
-    assert rows["pub"] == ["bridge", "172.17.0.4", "0.0.0.0:8080->80/tcp,127.0.0.1:5353->53/udp"]
+    assert rows["pub"] == ["bridge", "172.17.0.4", "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp, "
+                           "0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:9005->9005/tcp"]
 
 
 def test_inspect_takes_endpoint_facts_from_the_kernel() -> None:
@@ -468,3 +470,29 @@ spec: {ipam: {config: [{subnet: 10.1.0.0/24, ipRange: 10.1.0.128/30}]}}
     got = {c.name: str(c.endpoints[0].ipv4.ip) for c in target.containers if c.endpoints[0].ipv4}
     assert got["outside"] == "10.1.0.5" and got["inside"] == "10.1.0.129"
     assert {got["a"], got["b"], got["c"]} == {"10.1.0.128", "10.1.0.130", "10.1.0.131"}
+
+
+def test_container_inspect_has_dockers_network_settings() -> None:
+    s = spec(
+        network("app", "10.5.0.0/24"),
+        container("db", "app"),
+        container("web", "bridge", Attachment("app", ipv4_address="10.5.0.9", aliases=("www",)),
+                  links=(Link("db", "database"),)),
+    )
+    kernel = FakeKernel()
+    target, _, _ = converge(kernel, s)
+    web = the(target, "web")
+    settings = render.container_inspect(target, kernel.observed(), "web")["NetworkSettings"]
+    app, bridge = settings["Networks"]["app"], settings["Networks"]["bridge"]
+    assert app["IPAMConfig"] == {"IPv4Address": "10.5.0.9"} and bridge["IPAMConfig"] is None
+    assert app["Aliases"] == ["www"] and bridge["Aliases"] is None
+    assert app["Links"] == ["db:database"] and bridge["Links"] is None
+    assert app["DNSNames"] == ["web", "www", web.short_id] and bridge["DNSNames"] is None
+    assert app["DriverOpts"] is None and app["IPAddress"] == "10.5.0.9"
+    # the top-level fields are the default bridge's endpoint
+    assert settings["IPAddress"] == bridge["IPAddress"] == "172.17.0.2"
+    assert settings["Gateway"] == "172.17.0.1" and settings["MacAddress"] == bridge["MacAddress"]
+    assert len(settings["SandboxID"]) == 64 and settings["SecondaryIPAddresses"] is None
+    # a user subnet without a gateway shows none; IPAM options are null (Docker)
+    info = render.network_inspect(target, kernel.observed(), "app")
+    assert info["IPAM"]["Config"] == [{"Subnet": "10.5.0.0/24"}] and info["IPAM"]["Options"] is None
