@@ -397,8 +397,9 @@ def test_container_ls_rows() -> None:
         containers=(
             *tour().containers,
             container(
-                "pub", "bridge", ports=(PortSpec(80, 8080), PortSpec(53, 5353, "127.0.0.1", Protocol.UDP),
-                                        *(PortSpec(9000 + i, 9000 + i) for i in range(3)), PortSpec(9005, 9005))
+                "pub", "bridge",
+                ports=(PortSpec(80, 8080), PortSpec(53, 5353, "127.0.0.1", Protocol.UDP),
+                       *(PortSpec(9000 + i, 9000 + i) for i in range(3)), PortSpec(9005, 9005)),
             ),
         ),
     )
