@@ -41,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.config:  # through the environment: the DNS server and the controller's children read it too
+        os.environ["NETCTL_CONFIG"] = args.config
     try:
         result: int = args.func(args)
         return result
@@ -72,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "info otherwise (one line per action with its duration) and for the controller")
     p.add_argument("--lock-timeout", type=float, default=30.0,
                    help="seconds to wait for another netctl holding the state lock (default: 30)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="the host configuration: Docker daemon.json's keys for the default bridge "
+                        "(bip, fixed-cidr, mtu, icc, ip-masq, ip) and default-address-pools "
+                        "(default: $NETCTL_CONFIG, else /etc/netctl/daemon.json if it exists)")
     overlay_command.add_global_options(p)  # --cluster-store, --cluster-store-opt, --advertise-address
     sub = p.add_subparsers(metavar="COMMAND")
 

@@ -49,6 +49,7 @@ MANIFEST_DIR = ROOT / "manifests"
 BUILTIN_FILE = MANIFEST_DIR / "default-networks.yaml"
 PREDEFINED = frozenset({"bridge", "host", "none"})
 KINDS = {"Network": "network.schema.json", "Container": "container.schema.json"}
+OTHER_SCHEMAS = {"HostConfig": "daemon.schema.json"}  # /etc/netctl/daemon.json
 
 OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
 OPT_DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
@@ -264,10 +265,27 @@ def _validators() -> dict[str, Any]:
         type_checker=base.TYPE_CHECKER.redefine("integer", lambda _checker, value: _is_int(value)),
     )
     validators: dict[str, Any] = {}
-    for kind, filename in KINDS.items():
+    for kind, filename in {**KINDS, **OTHER_SCHEMAS}.items():
         schema = json.loads((SCHEMA_DIR / filename).read_text(encoding="utf-8"))
         validators[kind] = validator_class(schema, format_checker=checker)
     return validators
+
+
+def parse_config(text: str, file: str, schema_kind: str) -> Document:
+    """A configuration file (JSON or YAML) checked against one of OTHER_SCHEMAS, problems
+    reported as a manifest's are (file, line, JSON path)."""
+    problems: list[Problem] = []
+    parsed, issues = yamlsource.load_all(text)
+    problems.extend(Problem(file, i.line, i.path, i.message) for i in issues)
+    if not problems and len(parsed) != 1:
+        problems.append(Problem(file, 0, "", "expected one JSON object"))
+    if problems:
+        raise ManifestError(problems)
+    doc = Document(schema_kind, file, parsed[0].data, Source(file, parsed[0].line), parsed[0].lines)
+    problems = _schema_problems(_validators()[schema_kind], doc)
+    if problems:
+        raise ManifestError(problems)
+    return doc
 
 
 def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
@@ -392,6 +410,7 @@ def _format_checker() -> Any:
         "ipv4": lambda s: parse_ip(s, version=4),
         "ipv6": lambda s: parse_ip(s, version=6),
         "ip-network": parse_subnet,
+        "ip-interface": parse_interface,
         "port-mapping": parse_port_mapping,
         "port-range": parse_port_range,
         "exposed-port": parse_exposed,
@@ -436,6 +455,16 @@ def parse_ip(text: str, version: int | None = None) -> IPAddress:
     if address is None or (version is not None and address.version != version):
         raise ValueError(f"{text!r} is not a valid {family}address")
     return address
+
+
+def parse_interface(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """An address with its prefix (`172.26.0.1/16`), as Docker's `bip`."""
+    if "/" in text:
+        try:
+            return ipaddress.ip_interface(text)
+        except ValueError:
+            pass
+    raise ValueError(f"{text!r} is not an address with a prefix (e.g. 172.26.0.1/16)")
 
 
 def parse_subnet(text: str) -> IPNetwork:
@@ -834,7 +863,10 @@ def _check_options(n: _Network) -> Iterator[Problem]:
         return yamlsource.child_path("spec.options", key)
 
     if OPT_BRIDGE_NAME in options:
-        problem = names.interface_name_problem(options[OPT_BRIDGE_NAME], generated_ok=n.spec.builtin)
+        # netctl's own documents (the default networks, the overlay driver's gateway bridge)
+        # may use the names netctl gives its devices
+        own = n.spec.builtin or n.doc.source.file.startswith("netctl:")
+        problem = names.interface_name_problem(options[OPT_BRIDGE_NAME], generated_ok=own)
         if problem:
             yield _problem(n.doc, path(OPT_BRIDGE_NAME), problem)
     if OPT_MTU in options:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller import etcfiles, load, observe
+from controller import etcfiles, hostconfig, load, observe
 from controller.blame import blamed
 from controller.desired import desired_resources
 from controller.dns import control as embedded_dns
@@ -235,9 +235,14 @@ class Session:
         error.detail = detail
         return error
 
-    def _observe(self, names: Collection[str], sysctls: Sequence[str], rules: bool = True) -> Observed:
-        """The kernel's state, and the services netctl runs (the DNS server)."""
+    def _observe(
+        self, names: Collection[str], sysctls: Sequence[str], rules: bool = True, services: bool = True
+    ) -> Observed:
+        """The kernel's state, and the services netctl runs (the DNS server) if the target has
+        any: one no longer needed stops by itself, there is nothing to plan for it."""
         seen = observe.observe(self.sockets, names, sysctls, rules)
+        if not services:
+            return seen
         return Observed((*seen.resources, *embedded_dns.observe_service(self.state_dir)))
 
     def _remote_names(self) -> list[tuple[str, str, str]]:
@@ -286,7 +291,8 @@ class Session:
         if scope is not None:
             names = set(scope.namespaces(wanted, names))
             peers = veth_peers([*wanted, *scope.previous.values()])
-        seen = self._observe(names, sysctls)
+        services = any(r.kind is Kind.SERVICE for r in wanted)
+        seen = self._observe(names, sysctls, services=services)
         if self.cluster is not None:  # FDB/neighbour entries for remote endpoints
             wanted, seen = self.cluster.with_peers(target, wanted, seen)
         if scope is not None:
@@ -308,7 +314,7 @@ class Session:
             # publish names (remote ones too), (re)start the DNS server
             embedded_dns.sync(self.state_dir, target, self._remote_names())
             rules_changed = any(a.resource.kind in (Kind.CHAIN, Kind.JUMP) for a in the_plan.actions)
-            verify(the_plan, self._observe(touched_netns(the_plan), sysctls, rules_changed))
+            verify(the_plan, self._observe(touched_netns(the_plan), sysctls, rules_changed, services))
         except ApplyError as exc:
             if before is None or self._rolling_back:
                 raise
@@ -336,7 +342,7 @@ def require_cluster_store(documents: Sequence[Document], have_store: bool) -> No
 
 def build(documents: Sequence[Document]) -> Spec:
     """The spec of these documents; the built-in networks exist while anything else does."""
-    builtin = load.load_builtin() if documents else []
+    builtin = hostconfig.builtin(load.load_builtin(), hostconfig.current()) if documents else []
     return load.build_spec(documents, builtin)
 
 

@@ -46,6 +46,7 @@ class HostFacts:
     resolvers: tuple[str, ...] = ()
     search: tuple[str, ...] = ()
     options: tuple[str, ...] = ()  # the host's resolv.conf `options` (timeout:1, rotate, ...)
+    pools: tuple[ipaddress.IPv4Network, ...] = ()  # default-address-pools (): netctl's defaults
 
 
 def resolve(
@@ -67,7 +68,7 @@ def resolve(
     ids = {k: v for k, v in ids.items() if k in live}
     created = {k: v for k, v in created.items() if k in live}
 
-    subnets = _pick_subnets(spec.networks, allocations.subnets, host.routes)
+    subnets = _pick_subnets(spec.networks, allocations.subnets, host.routes, host.pools)
     networks = tuple(
         _network_target(n, ids[("network", n.name)], created[("network", n.name)], subnets)
         for n in spec.networks
@@ -88,6 +89,7 @@ def _pick_subnets(
     networks: Collection[NetworkSpec],
     previous: Mapping[str, str],
     routes: Collection[IPNetwork],
+    local_pools: Collection[ipaddress.IPv4Network] = (),
 ) -> dict[str, str]:
     """Keep earlier pool picks; pick new ones that overlap no route and no other network.
 
@@ -114,7 +116,8 @@ def _pick_subnets(
         if net.name in kept:
             continue
         pools = (
-            ipam.default_global_pools() if net.driver in GLOBAL_DRIVERS else ipam.default_local_pools()
+            ipam.default_global_pools() if net.driver in GLOBAL_DRIVERS
+            else (local_pools or ipam.default_local_pools())
         )
         try:
             subnet = ipam.pick_subnet(pools, [*taken, *routes])

@@ -187,6 +187,9 @@ class NetlinkBackend:
         extra: dict[str, Any] = {}
         if iface.version == 6:
             extra["IFA_FLAGS"] = IFA_F_NODAD  # no duplicate detection delay: we own the subnet
+        elif iface.network.prefixlen < 31:
+            # `brd` as Docker's netlink library sets it: broadcasts to the subnet's address.
+            extra["broadcast"] = str(iface.network.broadcast_address)
         try:
             self.sockets.get(r.netns).addr(
                 "add", index=self.index.get(r.netns, r.attrs["dev"]),

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Collection
 from dataclasses import replace
 
-from controller import etcfiles, names, resources
+from controller import etcfiles, hostconfig, names, resources
 from controller.kernel import netns, rtdump
 from controller.kernel.netns import Sockets
 from controller.model import IPNetwork, Kind, Observed, Resource
@@ -85,4 +85,4 @@ def host_facts(sockets: Sockets) -> HostFacts:
             servers, search, options = etcfiles.host_resolvers(f.read())
     except OSError:
         servers, search, options = (), (), ()
-    return HostFacts(tuple(routes), servers, search, options)
+    return HostFacts(tuple(routes), servers, search, options, hostconfig.current().pools)

@@ -48,3 +48,37 @@ def test_the_bridge_mac_is_fixed_and_no_ping_to_the_gateway_is_lost(host: Sandbo
     sent, received = map(int, stats.groups())
     assert sent >= 20, out
     assert received == sent, out  # not one reply lost while others came and went
+
+
+def test_addresses_carry_brd_and_ipv6_stays_on_lo_only(host: SandboxHost) -> None:
+    host.write("/tmp/par.yaml", NET + container("c1"))
+    host.netctl("apply", "-f", "/tmp/par.yaml")
+    eth0 = host.exec("c1", "ip -4 addr show eth0").stdout
+    assert "inet 10.61.0.2/24 brd 10.61.0.255 scope global eth0" in eth0
+    assert "inet 10.61.0.1/24 brd 10.61.0.255 " in host.run("ip -4 addr show br-par").stdout
+    # No IPv6 network: none on eth0, but ::1 on lo as current Docker keeps it (moby #47406).
+    assert "inet6" not in host.exec("c1", "ip -6 addr show eth0").stdout
+    assert "inet6 ::1/128" in host.exec("c1", "ip -6 addr show lo").stdout
+
+
+def test_a_static_address_outside_ip_range_is_used(host: SandboxHost) -> None:
+    host.write("/tmp/range.yaml", """
+apiVersion: netctl/v1
+kind: Network
+metadata: {name: ranged}
+spec: {ipam: {config: [{subnet: 10.62.0.0/24, ipRange: 10.62.0.128/25}]}}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: fixed}
+spec: {networks: [{name: ranged, ipv4Address: 10.62.0.10}]}
+---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: dynamic}
+spec: {networks: [ranged]}
+""")
+    host.netctl("apply", "-f", "/tmp/range.yaml")
+    assert "10.62.0.10/24" in host.exec("fixed", "ip -4 addr show eth0").stdout
+    assert "10.62.0.128/24" in host.exec("dynamic", "ip -4 addr show eth0").stdout
+    host.exec("dynamic", "ping -c1 -W2 10.62.0.10")
