@@ -82,3 +82,30 @@ spec: {networks: [ranged]}
     assert "10.62.0.10/24" in host.exec("fixed", "ip -4 addr show eth0").stdout
     assert "10.62.0.128/24" in host.exec("dynamic", "ip -4 addr show eth0").stdout
     host.exec("dynamic", "ping -c1 -W2 10.62.0.10")
+
+
+LEGACY = "".join(container(n, "bridge") for n in ("db1", "c3")) + (
+    "---\napiVersion: netctl/v1\nkind: Container\nmetadata: {name: app}\n"
+    "spec: {networks: [bridge], links: ['db1:db']}\n")
+
+
+def test_the_default_bridge_is_configured_like_dockers_daemon_json(host: SandboxHost) -> None:
+    host.write("/tmp/daemon.json", '{"bip": "172.26.0.1/16", "mtu": 1400, "icc": false}')
+    host.write("/tmp/legacy.yaml", LEGACY)
+    cfg = ["--config", "/tmp/daemon.json"]
+    host.netctl(*cfg, "apply", "-f", "/tmp/legacy.yaml")
+    assert "inet 172.26.0.1/16 " in host.run("ip -4 addr show netctl0").stdout
+    assert "mtu 1400 " in host.run("ip link show netctl0").stdout
+    db1 = host.exec("db1", "ip -4 -o addr show eth0").stdout.split()[3].split("/")[0]
+    assert db1.startswith("172.26.")
+    # ICC off on the default bridge: only the linked pair talks (Docker's legacy links).
+    host.exec("app", f"ping -c1 -W2 {db1}")
+    assert host.exec("c3", f"ping -c1 -W1 {db1}", check=False).returncode != 0
+    assert f"{db1}\tdb " in host.exec("app", "cat /etc/hosts").stdout
+    # A configuration change is a planned change like any other.
+    host.write("/tmp/daemon.json", '{"bip": "172.26.0.1/16", "mtu": 1400, "icc": true}')
+    assert "NETCTL-FORWARD" in host.netctl(*cfg, "plan").stdout
+    host.netctl(*cfg, "apply", "-f", "/tmp/legacy.yaml")
+    host.exec("c3", f"ping -c1 -W2 {db1}")
+    bad = host.netctl("--config", "/tmp/nope.json", "plan", check=False)
+    assert bad.returncode == 2 and "error: /tmp/nope.json: configuration file not found" in bad.stderr
