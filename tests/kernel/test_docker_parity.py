@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -109,3 +110,27 @@ def test_the_default_bridge_is_configured_like_dockers_daemon_json(host: Sandbox
     host.exec("c3", f"ping -c1 -W2 {db1}")
     bad = host.netctl("--config", "/tmp/nope.json", "plan", check=False)
     assert bad.returncode == 2 and "error: /tmp/nope.json: configuration file not found" in bad.stderr
+
+
+def test_inspect_and_ls_have_dockers_shapes(host: SandboxHost) -> None:
+    host.write("/tmp/shapes.yaml", NET + """---
+apiVersion: netctl/v1
+kind: Container
+metadata: {name: web}
+spec:
+  networks: [{name: par, ipv4Address: 10.61.0.9, aliases: [www]}]
+  ports: ["9000-9002:9000-9002", "8080:80"]
+""")
+    host.netctl("apply", "-f", "/tmp/shapes.yaml")
+    ls = {line.split()[1]: line.split()[2] for line in host.netctl("network", "ls").stdout.splitlines()[1:]}
+    assert ls["none"] == "null" and ls["par"] == "bridge"
+    net = json.loads(host.netctl("-o", "json", "network", "inspect", "par").stdout)[0]
+    assert net["IPAM"] == {"Driver": "default", "Options": None, "Config": [{"Subnet": "10.61.0.0/24"}]}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", net["Created"]), net["Created"]
+    web = json.loads(host.netctl("-o", "json", "container", "inspect", "web").stdout)[0]
+    settings = web["NetworkSettings"]["Networks"]["par"]
+    assert settings["IPAMConfig"] == {"IPv4Address": "10.61.0.9"} and settings["Aliases"] == ["www"]
+    assert settings["DNSNames"] == ["web", "www", web["Id"][:12]] and settings["IPAddress"] == "10.61.0.9"
+    assert web["NetworkSettings"]["IPAddress"] == ""  # not on the default bridge
+    row = next(line for line in host.netctl("container", "ls").stdout.splitlines() if " web " in line)
+    assert "0.0.0.0:9000-9002->9000-9002/tcp, 0.0.0.0:8080->80/tcp" in row, row
