@@ -377,7 +377,8 @@ def _schema_message(error: Any) -> str:
         types = [value] if isinstance(value, str) else list(value)
         names = [repr(_TYPE_NAMES.get(t, t)) for t in types]
         expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-        return f"{_show(instance)} is not of type {expected}"
+        hint = " (write true or false)" if types == ["boolean"] and isinstance(instance, str) else ""
+        return f"{_show(instance)} is not of type {expected}{hint}"
     if validator == "required":
         missing = [p for p in value if p not in instance]
         hints = "".join(_REQUIRED_HINTS.get(p, "") for p in missing)

@@ -118,6 +118,9 @@ def _syntax_issue(exc: yaml.MarkedYAMLError) -> YamlIssue:
     return YamlIssue(line, "", f"YAML syntax error: {problem}{context}")
 
 
+_YAML12_BOOLS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
+
+
 class _Converter:
     """Node graph -> plain Python data, recording each path's line."""
 
@@ -186,6 +189,10 @@ class _Converter:
             return text  # `2024-01-01` is a label value, not a date
         if node.tag in (f"{_TAG}int", f"{_TAG}float") and ":" in text:
             return text  # YAML 1.1 base 60: `22:22` is the port mapping the user meant
+        if node.tag == f"{_TAG}bool" and text not in _YAML12_BOOLS:
+            # YAML 1.1 reads `no`, `yes`, `on`, `off` as booleans (`country: no` would be stored
+            # as "false"); YAML 1.2 (and Compose) read them as the words written.
+            return text
         if node.tag not in _SCALAR_TAGS:
             self._issue(node, path, f"unsupported YAML tag {node.tag}")
             return None

@@ -488,7 +488,7 @@ def test_network_schema_problems() -> None:
     assert problems(text) == [
         "t.yaml:5 spec.driver: 'Bridge' is not a valid driver name: use lowercase letters, digits, "
         "'_', '.' and '-'",
-        "t.yaml:6 spec.internal: 'yes' is not of type 'boolean'",
+        "t.yaml:6 spec.internal: 'yes' is not of type 'boolean' (write true or false)",
         "t.yaml:8 spec.ipam.driver: expected 'default', got 'dhcp'",
         "t.yaml:10 spec.ipam.config[0].subnet: invalid subnet 10.0.0.1/24: it should be 10.0.0.0/24",
         "t.yaml:11 spec.ipam.config[0].gateway: 'gw' is not a valid IP address",
@@ -1284,3 +1284,20 @@ def test_out_of_range_ports_are_reported_like_the_schema(bad: int, good: int) ->
     problem = problems(text)
     expected = f"{bad} is greater than the maximum of 65535" if bad else "0 is less than the minimum of 1"
     assert problem == [f"t.yaml:8 spec.ports[1]: {expected}"]
+
+
+def test_yaml_1_1_booleans_are_the_words_written() -> None:
+    text = y("""
+    apiVersion: netctl/v1
+    kind: Network
+    metadata: {name: n, labels: {country: no, ok: yes, flag: true}}
+    """)
+    net = spec_of(text).network("n")
+    assert net is not None and dict(net.labels) == {"country": "no", "ok": "yes", "flag": "true"}
+    bad = y("""
+    apiVersion: netctl/v1
+    kind: Network
+    metadata: {name: n}
+    spec: {internal: yes}
+    """)
+    assert problems(bad) == ["t.yaml:4 spec.internal: 'yes' is not of type 'boolean' (write true or false)"]
