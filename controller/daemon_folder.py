@@ -18,15 +18,14 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from controller import load
-from controller.errors import ManifestError, Problem
+from controller.errors import FolderMissing, ManifestError, Problem
 from controller.model import Document
 
 Signature = tuple[int, int, int]  # mtime_ns, size, inode
 LEFTOVER_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".bak")
 
 
-class FolderMissing(Exception):
-    """The watched folder does not exist: nothing is pruned (most likely an unmounted volume)."""
+__all__ = ["FolderMissing"]  # errors.FolderMissing: the folder is not there, nothing is pruned
 
 
 def is_manifest(root: str, path: str) -> bool:

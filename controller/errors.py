@@ -4,11 +4,21 @@
     ├── UserError        (the user)   exit 2: fix your input, nothing was changed
     │   ├── ManifestError             validation problems, each with file, line and JSON path
     │   ├── NotFoundError             no such network/container
-    │   └── ConflictError             refused, e.g. a network that still has endpoints
+    │   ├── ConflictError             refused, e.g. a network that still has endpoints
+    │   │   └── ClusterConflict       the cluster holds something else (cluster.ipam)
+    │   ├── ResolveError              the input cannot be allocated (resolve)
+    │   │   └── PoolExhausted         no subnet, address or VNI left (ipam)
+    │   └── FolderMissing             the controller's folder is not there (daemon_folder)
     ├── StateError       (the user)   exit 3: the state directory is locked or unreadable
     │   └── LockError
-    └── ApplyError       (netctl/the kernel) exit 1: a kernel operation failed; the next
-                                      apply or reconcile retries from what the kernel shows
+    ├── ApplyError       (netctl/the kernel) exit 1: a kernel operation failed; the next
+    │                                 apply or reconcile retries from what the kernel shows
+    ├── ServiceError     (netctl)     exit 1: a helper did not answer: DnsUnavailable (dns),
+    │                                 NftError (kernel.nft), NotOurReply (dns.upstream)
+    └── ClusterError     (the cluster store) exit 1: EtcdError and its kinds (cluster.etcd)
+
+Foreign errors (OSError, NetlinkError, jsonschema's) are mapped at the boundary that meets
+them (`raise ... from exc`); the CLI prints `error: <message>` for every NetctlError.
 """
 
 from __future__ import annotations
@@ -77,3 +87,23 @@ class ApplyError(NetctlError):
         self.key = key  # the resource whose action failed, when one did
         self.files: tuple[tuple[str, int], ...] = ()  # (file, line) of the documents blamed
         self.detail = message  # the message without the place
+
+
+class ResolveError(UserError):
+    pass
+
+
+class PoolExhausted(ResolveError):
+    pass
+
+
+class FolderMissing(UserError):
+    """The watched folder does not exist: nothing is pruned (most likely an unmounted volume)."""
+
+
+class ServiceError(NetctlError):
+    pass
+
+
+class ClusterError(NetctlError):
+    pass

@@ -13,11 +13,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection, Iterable, Iterator
 
+from controller.errors import PoolExhausted  # no free subnet or address: free one or give one
 from controller.model import IPAddress, IPNetwork
 
-
-class PoolExhausted(Exception):
-    """No free subnet or address is left: the user must free one or give one explicitly."""
+__all__ = ["PoolExhausted"]
 
 
 def default_local_pools() -> Iterator[ipaddress.IPv4Network]:

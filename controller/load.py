@@ -25,7 +25,7 @@ from typing import Any
 
 import jsonschema
 
-from controller import names, yamlsource
+from controller import drivers, names, yamlsource
 from controller.errors import ManifestError, Problem
 from controller.model import (
     Attachment,
@@ -785,6 +785,9 @@ def _check_duplicates(objects: Sequence[_Network | _Container]) -> Iterator[Prob
 
 
 def _check_network(n: _Network) -> Iterator[Problem]:
+    if n.spec.driver not in drivers.known():
+        yield _problem(n.doc, "spec.driver", drivers.unknown_driver_message(n.spec.driver))
+        return
     for j, config in enumerate(n.spec.ipam):
         yield from _check_ipam_config(n, j, config)
     families = {ipaddress.ip_network(c.subnet).version for c in n.spec.ipam if c.subnet}

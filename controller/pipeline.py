@@ -28,13 +28,12 @@ from controller.errors import (
     ManifestError,
     NetctlError,
     NotFoundError,
-    UserError,
 )
 from controller.execute import Report, execute
 from controller.kernel.netns import Sockets
 from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Spec, Target
 from controller.plan import diff_attrs, plan
-from controller.resolve import GLOBAL_DRIVERS, ResolveError, resolve
+from controller.resolve import GLOBAL_DRIVERS, resolve
 from controller.store import Store, locked
 
 if TYPE_CHECKING:
@@ -270,10 +269,7 @@ class Session:
             spec, allocations = self.cluster.allocate(
                 documents, changed, spec, allocations, facts, when, dry_run
             )
-        try:
-            target, allocations = resolve(spec, allocations, facts, when)
-        except ResolveError as exc:
-            raise UserError(str(exc)) from exc
+        target, allocations = resolve(spec, allocations, facts, when)  # ResolveError: the user's
         wanted = (*desired_resources(target), *embedded_dns.service(self.state_dir, target))
         target_ns = {c.netns for c in target.containers if c.netns}
         owned = self.store.owned_netns()

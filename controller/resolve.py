@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from controller import ipam, names
+from controller.errors import ResolveError
 from controller.model import (
     Allocations,
     ContainerSpec,
@@ -34,8 +35,7 @@ NAMESPACED_DRIVERS = frozenset({"bridge", "overlay"})  # drivers whose container
 GLOBAL_DRIVERS = frozenset({"overlay"})
 
 
-class ResolveError(Exception):
-    """The spec is valid but cannot be made concrete (e.g. a pool is exhausted)."""
+# The spec is valid but cannot be made concrete (e.g. a pool is exhausted): errors.ResolveError
 
 
 @dataclass(frozen=True)

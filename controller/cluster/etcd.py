@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from controller.errors import ClusterError
 
-class EtcdError(Exception):
+
+class EtcdError(ClusterError):
     pass
 
 

@@ -26,6 +26,7 @@ from controller import ipam
 from controller.cluster import keys
 from controller.cluster.etcd import Delete, Etcd, EtcdError, Op, Put, absent, unchanged, value_is
 from controller.cluster.state import AddressRecord, NetworkRecord, Snapshot
+from controller.errors import ConflictError
 from controller.model import IPNetwork
 
 VNI_FIRST = 4096
@@ -34,7 +35,7 @@ MAX_ROUNDS = 60
 TXN_OPS = 100  # etcd refuses transactions of more than 128 operations by default
 
 
-class ClusterConflict(Exception):
+class ClusterConflict(ConflictError):
     """The request contradicts what the cluster holds: the user must choose differently."""
 
 

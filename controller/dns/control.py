@@ -33,6 +33,7 @@ import structlog
 
 from controller.desired import uses_embedded_dns
 from controller.dns import records
+from controller.errors import ServiceError
 from controller.model import Kind, Resource, Target
 
 log = structlog.get_logger("netctl.dns")
@@ -42,7 +43,7 @@ RELOAD_TIMEOUT = 5.0
 LOG_LIMIT = 1 << 20
 
 
-class DnsUnavailable(Exception):
+class DnsUnavailable(ServiceError):
     """The server did not come up or did not answer in time."""
 
 

@@ -251,6 +251,8 @@ class Server:
                 self.errors.pop(key, None)
             except OSError as exc:
                 self.errors[key] = f"{address}:{port}: {exc.strerror or exc}"
+            except nft.NftError as exc:  # the 127.0.0.11:53 redirect could not be written
+                self.errors[key] = f"{address}:{port}: nft: {exc}"
         for key in [k for k in self.errors if k.startswith(("c:", "h:")) and k not in want]:
             del self.errors[key]
 
@@ -273,7 +275,7 @@ class Server:
                     udp, tcp = bind_pair(address, 0)
                     try:
                         redirect(address, port, udp.getsockname()[1], tcp.getsockname()[1])
-                    except OSError:
+                    except (OSError, nft.NftError):
                         udp.close()
                         tcp.close()
                         raise

@@ -30,6 +30,7 @@ import dns.message
 import dns.rcode
 
 from controller.dns.answer import with_id
+from controller.errors import ServiceError
 
 PORT = 53
 EMBEDDED = "127.0.0.11"
@@ -95,7 +96,7 @@ class Upstreams:
                     self._failed_at[server] = time.monotonic()
                     timed_out.append(server)
                     continue
-                except (OSError, EOFError, ValueError, dns.exception.DNSException):
+                except (OSError, EOFError, ValueError, NotOurReply, dns.exception.DNSException):
                     self._failed_at[server] = time.monotonic()  # refused, unreachable: no retry
                     continue
                 data, _, rcode = reply
@@ -196,7 +197,7 @@ class Channel:
                 continue  # late or stray: its query has given up
             try:
                 truncated, rcode = _check(data, entry[2], entry[1])
-            except (dns.exception.DNSException, ValueError):
+            except (dns.exception.DNSException, ValueError, NotOurReply):
                 continue  # same ID, another question: not ours (spoofed or stale)
             entry[0].set_result((data, truncated, rcode))
 
@@ -221,7 +222,7 @@ async def _tcp(out: bytes, server: str, port: int) -> bytes:
         writer.close()
 
 
-class NotOurReply(ValueError):
+class NotOurReply(ServiceError):
     """A datagram that is not the reply to the query we sent (late, stray or spoofed)."""
 
 

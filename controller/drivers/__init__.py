@@ -26,6 +26,19 @@ class Driver(Protocol):
         ...
 
 
+BUILTIN = ("bridge", "host", "none", "overlay")
+
+
+def known() -> tuple[str, ...]:
+    """The drivers a manifest may name (the built-in ones; plugins join here)."""
+    return BUILTIN
+
+
+def unknown_driver_message(name: str) -> str:
+    return (f"unknown network driver {name!r}: the built-in drivers are {', '.join(BUILTIN)}; "
+            "no driver plugins were found")
+
+
 def get(name: str) -> Driver:
     from controller.drivers import bridge, host, none, overlay
 
@@ -38,4 +51,5 @@ def get(name: str) -> Driver:
     try:
         return registry[name]
     except KeyError:
-        raise KeyError(f"no network driver named {name!r}") from None
+        # validation refuses unknown drivers: reaching here is a bug, not the user's input
+        raise LookupError(unknown_driver_message(name)) from None

@@ -10,10 +10,12 @@ from __future__ import annotations
 import ctypes
 import functools
 
+from controller.errors import ServiceError
+
 NFT_CTX_DEFAULT = 0
 
 
-class NftError(OSError):
+class NftError(ServiceError):
     pass
 
 

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from topologies import BUILTIN, container, network, resolved, spec
 
 from controller import ipam
+from controller.errors import ResolveError
 from controller.model import Allocations, Attachment, ContainerSpec, IPAMConfig, NetworkSpec, Spec, Target
-from controller.resolve import HostFacts, ResolveError
+from controller.resolve import HostFacts
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -653,20 +653,19 @@ def test_a_topology_becomes_a_spec() -> None:
     assert web.extra_hosts == (("gw", "10.0.0.1"), ("v6", "fd00::1"), ("b", "::2"))
 
 
-def test_overlay_and_plugin_drivers_are_accepted() -> None:
+def test_overlay_is_accepted_and_an_unknown_driver_is_a_validation_error() -> None:
     text = """
     apiVersion: netctl/v1
     kind: Network
     metadata: {name: multi}
     spec: {driver: overlay, attachable: true}
-    ---
-    apiVersion: netctl/v1
-    kind: Network
-    metadata: {name: woven}
-    spec: {driver: weave}
     """
     spec = spec_of(text)
-    assert [(n.name, n.driver) for n in spec.networks[3:]] == [("multi", "overlay"), ("woven", "weave")]
+    assert [(n.name, n.driver) for n in spec.networks[3:]] == [("multi", "overlay")]
+    woven = "apiVersion: netctl/v1\nkind: Network\nmetadata: {name: woven}\nspec: {driver: weave}\n"
+    assert problems(woven) == [
+        "t.yaml:4 spec.driver: unknown network driver 'weave': the built-in drivers are bridge, host, "
+        "none, overlay; no driver plugins were found"]
 
 
 def test_documents_from_the_store_without_lines_use_the_document_line() -> None:
