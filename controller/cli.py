@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
-from controller import load, logs, render
+from controller import load, logs, output, render
 from controller.cluster import command as overlay_command
+from controller.daemon import command as daemon_command
 from controller.dns import command as dns_command
 from controller.errors import ManifestError, NetctlError, NotFoundError, UserError
 from controller.model import Action, Document, Plan, Source
@@ -159,19 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("command", nargs=argparse.REMAINDER)
     c.set_defaults(func=cmd_sandbox)
 
-    c = sub.add_parser("status", help="per object: source, state, last reconcile")
-    c.set_defaults(func=cmd_status)
-
-    c = sub.add_parser("controller", help="keep the kernel equal to a folder of manifests (long-running; "
-                       "SIGHUP: full resync, SIGTERM: stop and leave the network as it is)")
-    c.add_argument("--manifests", required=True, metavar="DIR",
-                   help="the watched folder: *.yaml/*.yml anywhere under it are the desired state")
-    c.add_argument("--resync-interval", type=float, default=30.0, metavar="SECONDS",
-                   help="full resync against the kernel every SECONDS (default: 30)")
-    c.add_argument("--metrics-address", default=None, metavar="HOST:PORT",
-                   help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off; "
-                        ":PORT or 0.0.0.0:PORT is every address of the host, with a warning)")
-    c.set_defaults(func=cmd_controller, default_log_level="info")
+    daemon_command.add_parser(sub)  # netctl status, netctl controller
     dns_command.add_parser(sub)  # netctl dns status|serve|hosts|listen
     overlay_command.add_parser(sub)  # netctl overlay agent|preflight|peers
     return p
@@ -211,13 +200,7 @@ def progress_for(args: argparse.Namespace) -> Callable[[Plan], Callable[[Action]
     return start
 
 
-def emit(args: argparse.Namespace, value: Any, text: str) -> None:
-    if args.output == "json":
-        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-    elif args.output == "yaml":
-        sys.stdout.write(yaml.safe_dump(value, sort_keys=False))
-    else:
-        sys.stdout.write(text)
+emit = output.emit  # kept for the subcommands below
 
 
 def strip_args(command: list[str]) -> list[str]:
@@ -458,57 +441,6 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         return run_lab(args.hosts, strip_args(args.command))
     state_dir = args.state_dir
     return run(strip_args(args.command), state_dir)
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from controller.daemon import controller_running
-    from controller.store import Store
-
-    store = Store(args.state_dir)
-    try:
-        origins = store.origins()
-        docs = {(d.kind, d.name): d for d in store.documents()}
-        status = {(r.kind, r.name): r for r in store.status_rows()}
-    finally:
-        store.close()
-    running = controller_running(args.state_dir)
-    headers = ["KIND", "NAME", "SOURCE", "STATE", "REASON", "LAST-RECONCILE", "DURATION"]
-    rows, out = [], []
-    for key in sorted(docs.keys() | status.keys()):
-        doc, row = docs.get(key), status.get(key)
-        if doc is None and (row is None or key[0] != "File"):
-            continue  # removed since the controller's last reconcile
-        origin = origins.get(key, "")
-        source = f"{origin.split(':', 1)[0]}:{doc.source}" if doc else (row.source if row else "")
-        state, reason = (row.state, row.reason) if row else ("applied", "")
-        if row and row.repaired and state == "converged":
-            reason = f"drift repaired at {row.repaired}" + (f": {reason}" if reason else "")
-        at, seconds = (row.at, f"{row.seconds:.3f}s") if row and row.at else ("", "")
-        rows.append([key[0], key[1], source, state, reason, at, seconds])
-        out.append({"Kind": key[0], "Name": key[1], "Source": source, "Origin": origin, "State": state,
-                    "Reason": row.reason if row else "", "LastReconcile": at,
-                    "Seconds": row.seconds if row else None,
-                    "DriftRepairedAt": row.repaired if row else ""})
-    emit(args, out, render.table(headers, rows))
-    if args.output == "table":
-        note = (f"controller: running (pid {running[0]}), watching {running[1]}" if running
-                else "controller: not running; states are as of its last reconcile")
-        print(note, file=sys.stderr)
-    return 0
-
-
-def cmd_controller(args: argparse.Namespace) -> int:
-    from controller.daemon import Options, run
-    from controller.daemon_metrics import exposure_warning
-
-    try:
-        warning = exposure_warning(args.metrics_address) if args.metrics_address else None
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    return run(Options(args.manifests, args.state_dir, args.resync_interval, args.metrics_address,
-                       args.lock_timeout, cluster_config=overlay_command.config_of(args)))
 
 
 _ = Source  # re-exported for type checkers of callers

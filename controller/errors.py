@@ -8,7 +8,7 @@
     │   │   └── ClusterConflict       the cluster holds something else (cluster.ipam)
     │   ├── ResolveError              the input cannot be allocated (resolve)
     │   │   └── PoolExhausted         no subnet, address or VNI left (ipam)
-    │   └── FolderMissing             the controller's folder is not there (daemon_folder)
+    │   └── FolderMissing             the controller's folder is not there (daemon.folder)
     ├── StateError       (the user)   exit 3: the state directory is locked or unreadable
     │   └── LockError
     ├── ApplyError       (netctl/the kernel) exit 1: a kernel operation failed; the next

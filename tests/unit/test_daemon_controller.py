@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.daemon import Controller, Options
-from controller.daemon_events import FolderChanged, KernelChanged
-from controller.daemon_schedule import Timing
+from controller.daemon.controller import Controller, Options
+from controller.daemon.events import FolderChanged, KernelChanged
+from controller.daemon.schedule import Timing
 from controller.desired import desired_resources
 from controller.errors import ApplyError, LockError
 from controller.kernel.netns import Sockets

@@ -15,7 +15,7 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from controller.daemon_events import (
+from controller.daemon.events import (
     IFINFOMSG,
     NLMSG_HDR,
     RT_SCOPE_LINK,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.daemon_folder import Folder, FolderMissing, implicated, is_manifest, select
+from controller.daemon.folder import Folder, FolderMissing, implicated, is_manifest, select
 from controller.errors import Problem
 from controller.model import Document
 

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from controller.daemon_metrics import Metrics, exposure_warning, parse_address, serve
+from controller.daemon.metrics import Metrics, exposure_warning, parse_address, serve
 
 
 def test_text_format_has_help_type_and_samples() -> None:

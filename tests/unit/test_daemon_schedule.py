@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.daemon_schedule import EVERYTHING, HOST, Permanent, Scheduler, Temporary, Timing, Work
+from controller.daemon.schedule import EVERYTHING, HOST, Permanent, Scheduler, Temporary, Timing, Work
 
 T = Timing(quiet=0.1, max_delay=0.5, write_timeout=2.0, drift_quiet=0.02, drift_max_delay=0.2,
            echo=0.1, resync=30.0, backoff_base=1.0, backoff_max=60.0)

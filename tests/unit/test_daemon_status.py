@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller import resources
-from controller.daemon_status import Round, StatusBook, describe, drift
+from controller.daemon.status import Round, StatusBook, describe, drift
 from controller.model import Action, Change, Document, Op, Source
 from controller.store import StatusRow, Store
 

@@ -43,7 +43,7 @@ import structlog
 from pyroute2.netlink.exceptions import NetlinkError
 
 from controller import etcfiles
-from controller.daemon_events import (
+from controller.daemon.events import (
     Event,
     FolderChanged,
     FolderHandler,
@@ -55,7 +55,7 @@ from controller.daemon_events import (
     ServiceWatcher,
     Stop,
 )
-from controller.daemon_folder import (
+from controller.daemon.folder import (
     Folder,
     FolderMissing,
     Selection,
@@ -65,8 +65,8 @@ from controller.daemon_folder import (
     is_manifest,
     select,
 )
-from controller.daemon_metrics import Metrics, serve
-from controller.daemon_schedule import (
+from controller.daemon.metrics import Metrics, serve
+from controller.daemon.schedule import (
     EVERYTHING,
     HOST,
     Clock,
@@ -77,7 +77,7 @@ from controller.daemon_schedule import (
     Timing,
     Work,
 )
-from controller.daemon_status import Round, StatusBook, describe, drift, repaired_objects
+from controller.daemon.status import Round, StatusBook, describe, drift, repaired_objects
 from controller.errors import LockError, ManifestError, NetctlError, Problem, UserError
 from controller.kernel import netns
 from controller.model import Action, Document, Kind, Plan, Resource, Target
