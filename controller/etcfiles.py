@@ -62,7 +62,7 @@ def _link_lines(container: ContainerTarget, target: Target) -> list[str]:
 
 def is_default_bridge(target: Target, network: str) -> bool:
     net = target.network(network)
-    return net is not None and net.builtin and net.driver == "bridge"
+    return net is not None and net.default_bridge
 
 
 def host_resolvers(resolv_conf: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:

@@ -15,17 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller import load
+from controller import load, options
 from controller.errors import ManifestError, Problem
 from controller.model import Document
 
 DEFAULT_PATH = "/etc/netctl/daemon.json"
 ENV = "NETCTL_CONFIG"
 
-OPT_ICC = "com.docker.network.bridge.enable_icc"
-OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
-OPT_HOST_IP = "com.docker.network.bridge.host_binding_ipv4"
-OPT_MTU = "com.docker.network.driver.mtu"
 
 
 @dataclass(frozen=True)
@@ -95,20 +91,20 @@ def builtin(documents: Sequence[Document], config: HostConfig) -> list[Document]
         if doc.kind == "Network" and doc.name == "bridge":
             body = copy.deepcopy(dict(doc.body))
             spec = body.setdefault("spec", {})
-            options = spec.setdefault("options", {})
+            opts = spec.setdefault("options", {})
             if "bip" in values:
                 bip = ipaddress.ip_interface(values["bip"])
                 entry: dict[str, str] = {"subnet": str(bip.network), "gateway": str(bip.ip)}
                 if "fixed-cidr" in values:
                     entry["ipRange"] = values["fixed-cidr"]
                 spec["ipam"] = {"driver": "default", "config": [entry]}
-            for key, option in (("icc", OPT_ICC), ("ip-masq", OPT_MASQ)):
+            for key, option in (("icc", options.ICC), ("ip-masq", options.MASQUERADE)):
                 if key in values:
-                    options[option] = "true" if values[key] else "false"
+                    opts[option] = "true" if values[key] else "false"
             if "ip" in values:
-                options[OPT_HOST_IP] = values["ip"]
+                opts[options.HOST_BINDING_IPV4] = values["ip"]
             if "mtu" in values:
-                options[OPT_MTU] = str(values["mtu"])
+                opts[options.MTU] = str(values["mtu"])
             doc = Document(doc.kind, doc.name, body, doc.source, doc.lines)
         out.append(doc)
     return out

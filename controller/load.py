@@ -25,7 +25,7 @@ from typing import Any
 
 import jsonschema
 
-from controller import drivers, names, yamlsource
+from controller import drivers, names, options, yamlsource
 from controller.errors import ManifestError, Problem
 from controller.model import (
     Attachment,
@@ -51,15 +51,18 @@ PREDEFINED = frozenset({"bridge", "host", "none"})
 KINDS = {"Network": "network.schema.json", "Container": "container.schema.json"}
 OTHER_SCHEMAS = {"HostConfig": "daemon.schema.json"}  # /etc/netctl/daemon.json
 
-OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
-OPT_DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
-OPT_ICC = "com.docker.network.bridge.enable_icc"
-OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
-OPT_HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
-OPT_MTU = "com.docker.network.driver.mtu"
+OPT_BRIDGE_NAME = options.BRIDGE_NAME
+OPT_DEFAULT_BRIDGE = options.DEFAULT_BRIDGE
+OPT_ICC = options.ICC
+OPT_MASQUERADE = options.MASQUERADE
+OPT_HOST_BINDING = options.HOST_BINDING_IPV4
+OPT_MTU = options.MTU
 IPV6_MIN_MTU = 1280  # RFC 8200; the kernel turns IPv6 off on a link with less
-_ISOLATED_DRIVERS = ("host", "none")  # no interfaces of their own: exclusive, nothing to publish
-_BOOL_WORDS = {"1", "t", "true", "0", "f", "false"}  # Go's strconv.ParseBool, as Docker reads them
+def _exclusive(driver: str) -> bool:
+    """host and none: one network each; a container on one joins no other, publishes nothing."""
+    d = drivers.policy(driver)
+    return d is not None and d.exclusive
+_BOOL_WORDS = options.BOOL_WORDS
 
 
 # --------------------------------------------------------------------------- public API
@@ -768,7 +771,7 @@ def _check_predefined(networks: list[_Network]) -> Iterator[Problem]:
             yield _problem(
                 n.doc, "metadata.name", f"{n.spec.name} is a pre-defined network and cannot be redefined"
             )
-        elif n.spec.driver in _ISOLATED_DRIVERS:
+        elif _exclusive(n.spec.driver):
             yield _problem(n.doc, "spec.driver", f"only one instance of {n.spec.driver!r} network is allowed")
 
 
@@ -785,7 +788,7 @@ def _check_duplicates(objects: Sequence[_Network | _Container]) -> Iterator[Prob
 
 
 def _check_network(n: _Network) -> Iterator[Problem]:
-    if n.spec.driver not in drivers.known():
+    if drivers.policy(n.spec.driver) is None:
         yield _problem(n.doc, "spec.driver", drivers.unknown_driver_message(n.spec.driver))
         return
     for j, config in enumerate(n.spec.ipam):
@@ -924,7 +927,7 @@ def _check_bridge_names(networks: list[_Network]) -> Iterator[Problem]:
 
 
 def _is_default_bridge(n: _Network) -> bool:
-    return n.spec.builtin and n.spec.driver == "bridge"
+    return n.spec.builtin and options.is_true(n.spec.options.get(OPT_DEFAULT_BRIDGE), False)
 
 
 def _check_attachments(c: _Container, networks: Mapping[str, _Network]) -> Iterator[Problem]:
@@ -943,7 +946,7 @@ def _check_attachments(c: _Container, networks: Mapping[str, _Network]) -> Itera
                 f"{path}.aliases",
                 "network-scoped alias is supported only for containers in user defined networks",
             )
-        elif network.spec.driver in _ISOLATED_DRIVERS and len(c.spec.networks) > 1:
+        elif _exclusive(network.spec.driver) and len(c.spec.networks) > 1:
             yield _problem(
                 c.doc,
                 "spec.networks",
@@ -1015,7 +1018,8 @@ def _gateway(n: _Network, config: IPAMConfig, subnet: IPNetwork) -> IPAddress | 
     """The explicit gateway, else the one a bridge takes by default (the first address)."""
     if config.gateway:
         return ipaddress.ip_address(config.gateway)
-    if n.spec.driver == "bridge" and subnet.num_addresses > 2:
+    d = drivers.policy(n.spec.driver)
+    if d is not None and d.routed and subnet.num_addresses > 2:
         return subnet.network_address + 1
     return None
 
@@ -1024,7 +1028,8 @@ def _check_links(containers: list[_Container], networks: Mapping[str, _Network])
     names = {c.spec.name for c in containers}
     for c in containers:
         on_host = any(
-            (n := networks.get(a.network)) is not None and n.spec.driver == "host" for a in c.spec.networks
+            (n := networks.get(a.network)) is not None and (d := drivers.policy(n.spec.driver)) is not None
+            and d.host_namespace for a in c.spec.networks
         )
         for i, link in enumerate(c.spec.links):
             path = f"spec.links[{i}]"
@@ -1085,7 +1090,7 @@ def _check_ports(containers: list[_Container], networks: Mapping[str, _Network])
 
 def _publish_problem(nets: list[_Network]) -> str | None:
     for n in nets:
-        if n.spec.driver in _ISOLATED_DRIVERS:
+        if _exclusive(n.spec.driver):
             return f"cannot publish ports on network {n.spec.name} (driver {n.spec.driver})"
     if nets and all(n.spec.internal for n in nets):
         return "cannot publish ports on an internal network"

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller import options
+
 IPv4Interface = ipaddress.IPv4Interface
 IPv6Interface = ipaddress.IPv6Interface
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -165,6 +167,11 @@ class NetworkTarget:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    @property
+    def default_bridge(self) -> bool:
+        """The pre-defined `bridge` network (Docker's docker0): legacy links, no embedded DNS."""
+        return self.builtin and self.option_bool(options.DEFAULT_BRIDGE, False)
 
     def option_bool(self, key: str, default: bool) -> bool:
         value = self.options.get(key)

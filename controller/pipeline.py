@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller import etcfiles, hostconfig, load, observe
+from controller import drivers, etcfiles, hostconfig, load, observe
 from controller.blame import blamed
 from controller.desired import desired_resources
 from controller.dns import control as embedded_dns
@@ -33,7 +33,7 @@ from controller.execute import Report, execute
 from controller.kernel.netns import Sockets
 from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Spec, Target
 from controller.plan import diff_attrs, plan
-from controller.resolve import GLOBAL_DRIVERS, resolve
+from controller.resolve import resolve
 from controller.store import Store, locked
 
 if TYPE_CHECKING:
@@ -330,7 +330,7 @@ def require_cluster_store(documents: Sequence[Document], have_store: bool) -> No
         load.problem_at(d, "spec.driver", f"driver {driver} needs a cluster store: run netctl with "
                         "--cluster-store etcd://HOST:PORT (see netctl --help)")
         for d in documents
-        if d.kind == "Network" and (driver := d.body.get("spec", {}).get("driver")) in GLOBAL_DRIVERS
+        if d.kind == "Network" and drivers.is_global(driver := d.body.get("spec", {}).get("driver") or "")
     ]
     if problems:
         raise ManifestError(problems)

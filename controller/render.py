@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from controller import drivers
 from controller.model import Action, Kind, Observed, Op, Plan, PortSpec, Resource, Target
 
 _LABEL = {
@@ -134,8 +135,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def driver_shown(driver: str) -> str:
-    """Docker calls the driver of its `none` network `null`."""
-    return "null" if driver == "none" else driver
+    """The driver's name as Docker shows it (its `none` is `null`)."""
+    d = drivers.policy(driver)
+    return d.shown_as if d is not None else driver
 
 
 def network_rows(target: Target) -> list[list[str]]:
@@ -245,7 +247,7 @@ def container_inspect(target: Target, observed: Observed, name: str) -> dict[str
         net = target.network(ep.network)
         assert net is not None
         facts = endpoint_facts(seen, c.netns or "", ep.ifname)
-        on_default = net.builtin and net.driver == "bridge"
+        on_default = net.default_bridge
         dns_names = list(dict.fromkeys([c.name, *ep.aliases, c.short_id, c.hostname]))
         static4 = next((a for a in ep.static if ":" not in a), None)
         static6 = next((a for a in ep.static if ":" in a), None)

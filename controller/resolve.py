@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-from controller import ipam, names
+from controller import drivers, ipam, names
 from controller.errors import ResolveError
 from controller.model import (
     Allocations,
@@ -26,14 +26,6 @@ from controller.model import (
     SubnetTarget,
     Target,
 )
-
-OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
-OPT_MTU = "com.docker.network.driver.mtu"
-DEFAULT_MTU = 1500
-VXLAN_OVERHEAD = 50
-NAMESPACED_DRIVERS = frozenset({"bridge", "overlay"})  # drivers whose containers get endpoints
-GLOBAL_DRIVERS = frozenset({"overlay"})
-
 
 # The spec is valid but cannot be made concrete (e.g. a pool is exhausted): errors.ResolveError
 
@@ -115,10 +107,7 @@ def _pick_subnets(
     for net in needs_pool:
         if net.name in kept:
             continue
-        pools = (
-            ipam.default_global_pools() if net.driver in GLOBAL_DRIVERS
-            else (local_pools or ipam.default_local_pools())
-        )
+        pools = drivers.get(net.driver).pools(local_pools)
         try:
             subnet = ipam.pick_subnet(pools, [*taken, *routes])
         except ipam.PoolExhausted as exc:
@@ -129,7 +118,7 @@ def _pick_subnets(
 
 
 def _wants_pool(net: NetworkSpec) -> bool:
-    return net.driver in NAMESPACED_DRIVERS and not any(
+    return drivers.get(net.driver).addressed and not any(
         c.subnet and ipaddress.ip_network(c.subnet, strict=False).version == 4 for c in net.ipam
     )
 
@@ -137,8 +126,9 @@ def _wants_pool(net: NetworkSpec) -> bool:
 def _network_target(
     net: NetworkSpec, net_id: str, created: str, pool_subnets: dict[str, str]
 ) -> NetworkTarget:
+    driver = drivers.get(net.driver)
     subnets: list[SubnetTarget] = []
-    if net.driver in NAMESPACED_DRIVERS:
+    if driver.addressed:
         if net.name in pool_subnets:
             subnets.append(_subnet_target(pool_subnets[net.name], None, None, {}, pooled=True))
         for cfg in net.ipam:
@@ -146,19 +136,13 @@ def _network_target(
                 subnets.append(
                     _subnet_target(cfg.subnet, cfg.gateway, cfg.ip_range, cfg.aux_addresses)
                 )
-    mtu = int(net.options.get(OPT_MTU, DEFAULT_MTU))
-    if net.driver == "overlay" and OPT_MTU not in net.options:
-        mtu = DEFAULT_MTU - VXLAN_OVERHEAD
-    device: str | None = None
-    if net.driver == "bridge":
-        device = net.options.get(OPT_BRIDGE_NAME) or names.bridge_name(net_id)
-    elif net.driver == "overlay":
-        device = f"ov-{net_id[:12]}"
+    mtu = driver.mtu(net.options)
+    device = driver.device(net_id, net.options)
     return NetworkTarget(
         name=net.name,
         id=net_id,
         driver=net.driver,
-        scope="global" if net.driver in GLOBAL_DRIVERS else "local",
+        scope=driver.scope,
         device=device,
         mtu=mtu,
         subnets=tuple(sorted(subnets, key=lambda s: s.subnet.version)),
@@ -278,12 +262,12 @@ def _container_target(
     addresses: dict[tuple[str, str, int], str],
 ) -> ContainerTarget:
     cid = ids[("container", spec.name)]
-    drivers = {networks[a.network].driver for a in spec.networks}
-    netns = None if "host" in drivers else spec.name
+    shared = any(drivers.get(networks[a.network].driver).host_namespace for a in spec.networks)
+    netns = None if shared else spec.name
     endpoints: list[EndpointTarget] = []
     for att in spec.networks:
         net = networks[att.network]
-        if net.driver not in NAMESPACED_DRIVERS:
+        if not drivers.get(net.driver).addressed:
             continue
         ep_id = names.endpoint_id(cid, net.id)
         v4 = addresses.get((net.name, spec.name, 4))
@@ -329,6 +313,6 @@ def _container_target(
 def _gateway(subnet: SubnetTarget | None, net: NetworkTarget) -> IPAddress | None:
     # Internal networks have no way out, so their containers get no default route (Docker).
     # Overlay segments are pure layer 2 across hosts (drivers/overlay.py): no gateway on them.
-    if subnet is None or subnet.gateway is None or net.internal or net.driver in GLOBAL_DRIVERS:
+    if subnet is None or subnet.gateway is None or net.internal or not drivers.get(net.driver).routed:
         return None
     return subnet.gateway.ip

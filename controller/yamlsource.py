@@ -32,7 +32,7 @@ _LAST_SEGMENT = re.compile(r'(\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\["(?:[^"\\]|\\.
 
 def child_path(parent: str, key: str | int) -> str:
     """`spec` + `ports` -> `spec.ports`; + 1 -> `spec.ports[1]`; dotted keys are quoted:
-    `spec.options["com.docker.network.driver.mtu"]`."""
+    `spec.options["<a dotted key>"]`."""
     if isinstance(key, int):
         return f"{parent}[{key}]"
     if _SIMPLE_KEY.fullmatch(key):

@@ -28,8 +28,8 @@ from dataclasses import replace
 
 import structlog
 
+from controller import drivers, names, options
 from controller import ipam as local_ipam
-from controller import names
 from controller.cluster import ipam, keys
 from controller.cluster.config import ClusterConfig
 from controller.cluster.etcd import Delete, Etcd, EtcdError, Op, Put
@@ -50,7 +50,7 @@ from controller.model import (
     Spec,
     Target,
 )
-from controller.resolve import DEFAULT_MTU, GLOBAL_DRIVERS, OPT_MTU, HostFacts
+from controller.resolve import HostFacts
 
 log = structlog.get_logger("netctl.cluster")
 
@@ -58,7 +58,7 @@ CLUSTER_ORIGIN = "cluster"  # the origin recorded for documents that came from t
 
 
 def is_overlay(doc: Document) -> bool:
-    return doc.kind == "Network" and doc.body.get("spec", {}).get("driver") in GLOBAL_DRIVERS
+    return doc.kind == "Network" and drivers.is_global(doc.body.get("spec", {}).get("driver") or "bridge")
 
 
 def cluster_dir(state_dir: str) -> str:
@@ -250,7 +250,7 @@ class ClusterSession:
     ) -> tuple[Spec, Allocations]:
         self.facts = facts
         spec = overlay.with_gateway_bridge(spec)  # the way out, as Docker's docker_gwbridge
-        overlays = [n for n in spec.networks if n.driver in GLOBAL_DRIVERS]
+        overlays = [n for n in spec.networks if drivers.is_global(n.driver)]
         if not overlays:
             return spec, allocations
         for n in overlays:
@@ -349,7 +349,7 @@ class ClusterSession:
     def _local_subnets(self, spec: Spec, allocations: Allocations) -> list[IPNetwork]:
         out: list[IPNetwork] = []
         for n in spec.networks:
-            if n.driver in GLOBAL_DRIVERS:
+            if drivers.is_global(n.driver):
                 continue
             out.extend(ipaddress.ip_network(c.subnet, strict=False) for c in n.ipam if c.subnet)
             if n.name in allocations.subnets:
@@ -358,7 +358,7 @@ class ClusterSession:
 
     def _refuse_local_overlaps(self, spec: Spec, records: Mapping[str, NetworkRecord]) -> None:
         for n in spec.networks:
-            if n.driver in GLOBAL_DRIVERS:
+            if drivers.is_global(n.driver):
                 continue
             for c in n.ipam:
                 if not c.subnet:
@@ -409,7 +409,7 @@ class ClusterSession:
             return tuple(wanted), Observed(kept)
         out = list(wanted)
         for n in target.networks:
-            if n.driver in GLOBAL_DRIVERS:
+            if drivers.is_global(n.driver):
                 out.extend(overlay.peer_resources(n.id, self.snapshot.peers(n.name, self.host)))
         return tuple(out), seen
 
@@ -440,7 +440,7 @@ class ClusterSession:
     # ------------------------------------------------------------------ after execute
 
     def local_endpoints(self, target: Target) -> list[EndpointRecord]:
-        overlays = {n.name for n in target.networks if n.driver in GLOBAL_DRIVERS}
+        overlays = {n.name for n in target.networks if drivers.is_global(n.driver)}
         return sorted(
             EndpointRecord(ep.network, self.host, c.name, str(ep.ipv4.ip), ep.mac, self.host)
             for c in target.containers if c.netns
@@ -449,7 +449,7 @@ class ClusterSession:
 
     def publish(self, target: Target) -> None:
         desired = self.local_endpoints(target)
-        subnets = sorted({str(s.subnet) for n in target.networks if n.driver not in GLOBAL_DRIVERS
+        subnets = sorted({str(s.subnet) for n in target.networks if not drivers.is_global(n.driver)
                           for s in n.subnets} | {str(r) for r in self.facts.routes})
         write_json(os.path.join(cluster_dir(self.state_dir), "endpoints.json"), {
             "host": self.host, "subnets": subnets,
@@ -505,12 +505,12 @@ def check_mtu(n: NetworkSpec, vtep: str, underlay: tuple[str, int] | None) -> No
             "host's address on the underlay network"
         )
     ifname, underlay_mtu = underlay
-    mtu = int(n.options.get(OPT_MTU, DEFAULT_MTU - overlay.VXLAN_OVERHEAD))
+    mtu = drivers.get(n.driver).mtu(n.options)
     if mtu + overlay.VXLAN_OVERHEAD > underlay_mtu:
         raise UserError(
             f"network {n.name}: overlay MTU {mtu} + {overlay.VXLAN_OVERHEAD} bytes of VXLAN "
             f"headers = {mtu + overlay.VXLAN_OVERHEAD} > {underlay_mtu}, the MTU of {ifname} "
             f"(the underlay, holding {vtep}): packets above {underlay_mtu - overlay.VXLAN_OVERHEAD} "
             f"bytes would be dropped silently (pings pass, TCP stalls). Set "
-            f"{OPT_MTU} to {underlay_mtu - overlay.VXLAN_OVERHEAD} or less, or raise {ifname}'s MTU"
+            f"{options.MTU} to {underlay_mtu - overlay.VXLAN_OVERHEAD} or less, or raise {ifname}'s MTU"
         )

@@ -6,14 +6,21 @@ firewall layer from the same target.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from controller import names, resources
+from controller import names, options, resources
+from controller.drivers import BaseDriver
 from controller.model import EndpointTarget, NetworkTarget, Resource
 
 
-class BridgeDriver:
+class BridgeDriver(BaseDriver):
     name = "bridge"
+    addressed = True
+    firewalled = True
+    routed = True
+
+    def device(self, network_id: str, opts: Mapping[str, str]) -> str | None:
+        return opts.get(options.BRIDGE_NAME) or names.bridge_name(network_id)
 
     def network_resources(
         self, network: NetworkTarget, endpoints: Sequence[EndpointTarget]

@@ -8,3 +8,8 @@ from controller.drivers.none import NoneDriver
 
 class HostDriver(NoneDriver):
     name = "host"
+    host_namespace = True
+
+    @property
+    def shown_as(self) -> str:
+        return "host"

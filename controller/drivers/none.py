@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from controller.model import EndpointTarget, NetworkTarget, Resource
+from controller.drivers import BaseDriver
 
 
-class NoneDriver:
+class NoneDriver(BaseDriver):
     name = "none"
+    exclusive = True
 
-    def network_resources(
-        self, network: NetworkTarget, endpoints: Sequence[EndpointTarget]
-    ) -> list[Resource]:
-        return []
-
-    def endpoint_resources(self, network: NetworkTarget, endpoint: EndpointTarget) -> list[Resource]:
-        return []
+    @property
+    def shown_as(self) -> str:
+        return "null"  # as Docker's

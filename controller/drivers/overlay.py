@@ -23,10 +23,12 @@ broadcasts other than ARP are dropped: no flooding, no multicast group.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import ipaddress
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from controller import names, resources
+from controller import ipam, names, options, resources
+from controller.drivers import DEFAULT_MTU, BaseDriver
 from controller.errors import UserError
 from controller.model import (
     Attachment,
@@ -38,7 +40,7 @@ from controller.model import (
     Spec,
 )
 
-VNI_OPTION = "com.docker.network.driver.overlay.vxlanid_list"  # as `docker network inspect`
+VNI_OPTION = options.OVERLAY_VNI
 VXLAN_PORT = 4789  # IANA's VXLAN port, the one Docker and the seed article name
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
@@ -84,8 +86,19 @@ def vni_of(network: NetworkTarget) -> int:
     return int(str(value).split(",")[0])
 
 
-class OverlayDriver:
+class OverlayDriver(BaseDriver):
     name = "overlay"
+    scope = "global"
+    addressed = True
+
+    def device(self, network_id: str, opts: Mapping[str, str]) -> str | None:
+        return f"ov-{network_id[:12]}"  # the bridge inside the network's own namespace
+
+    def mtu(self, opts: Mapping[str, str]) -> int:
+        return int(opts.get(options.MTU, DEFAULT_MTU - VXLAN_OVERHEAD))
+
+    def pools(self, local: Collection[ipaddress.IPv4Network]) -> Iterable[ipaddress.IPv4Network]:
+        return ipam.default_global_pools()
 
     def network_resources(
         self, network: NetworkTarget, endpoints: Sequence[EndpointTarget]
@@ -139,9 +152,9 @@ def gateway_bridge_body() -> dict[str, object]:
         "spec": {
             "driver": "bridge",
             "options": {
-                "com.docker.network.bridge.name": GATEWAY_BRIDGE,
-                "com.docker.network.bridge.enable_icc": "false",
-                "com.docker.network.bridge.enable_ip_masquerade": "true",
+                options.BRIDGE_NAME: GATEWAY_BRIDGE,
+                options.ICC: "false",
+                options.MASQUERADE: "true",
             },
         },
     }

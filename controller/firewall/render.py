@@ -26,6 +26,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from controller import drivers, options
 from controller.model import (
     ContainerTarget,
     EndpointTarget,
@@ -38,9 +39,9 @@ from controller.model import (
 )
 from controller.names import sysctl_device
 
-OPT_ICC = "com.docker.network.bridge.enable_icc"
-OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
-OPT_HOST_IP = "com.docker.network.bridge.host_binding_ipv4"
+OPT_ICC = options.ICC
+OPT_MASQ = options.MASQUERADE
+OPT_HOST_IP = options.HOST_BINDING_IPV4
 
 USER = "NETCTL-USER"
 FORWARD = "NETCTL-FORWARD"
@@ -136,7 +137,7 @@ def firewall_resources(target: Target) -> list[Resource]:
 def _bridges(target: Target, version: int) -> list[Bridge]:
     out = []
     for net in sorted(target.networks, key=lambda n: n.name):
-        if net.driver != "bridge" or net.device is None:
+        if not drivers.get(net.driver).firewalled or net.device is None:
             continue
         subnet = next((s.subnet for s in net.subnets if s.subnet.version == version), None)
         if subnet is None or (version == 6 and not net.enable_ipv6):
@@ -276,7 +277,7 @@ def publishing_endpoint(c: ContainerTarget, target: Target) -> EndpointTarget | 
     """Ports are published on the container's first non-internal bridge network (Docker)."""
     for ep in c.endpoints:
         net = target.network(ep.network)
-        if net is not None and net.driver == "bridge" and not net.internal:
+        if net is not None and drivers.get(net.driver).firewalled and not net.internal:
             return ep
     return None
 
@@ -365,7 +366,7 @@ def _raw_rules(target: Target, version: int, bridges: list[Bridge], published: l
 
 
 def _sysctls(target: Target) -> list[Resource]:
-    bridges = [n for n in target.networks if n.driver == "bridge" and n.device]
+    bridges = [n for n in target.networks if drivers.get(n.driver).firewalled and n.device]
     if not bridges:
         return []
     out = [
