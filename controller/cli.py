@@ -242,7 +242,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from controller.pipeline import build, require_cluster_store
+    from controller.documents import build, require_cluster_store
 
     docs = load.parse_paths(args.files)
     build(docs)
@@ -257,7 +257,7 @@ def _current(args: argparse.Namespace) -> Any:
 
 
 def cmd_network_ls(args: argparse.Namespace) -> int:
-    from controller.pipeline import build
+    from controller.documents import build
     from controller.resolve import HostFacts, resolve
 
     with session(args) as s:
@@ -412,9 +412,8 @@ def cmd_container_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    from controller.documents import stored_target
     from controller.kernel.enter import exec_in
-    from controller.pipeline import build
-    from controller.resolve import HostFacts, resolve
     from controller.store import Store
 
     command = strip_args(args.command)
@@ -422,10 +421,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
         raise UserError("exec: a command is required: netctl exec NAME -- CMD...")
     store = Store(args.state_dir)
     try:
-        target, _ = resolve(build(store.documents()), store.allocations(), HostFacts(), "")
+        target = stored_target(store)
     finally:
         store.close()
-    container = target.container(args.name)
+    container = target.container(args.name) if target is not None else None
     if container is None:
         raise NotFoundError(f"no such container: {args.name}")
     exec_in(container.netns, container.hostname, command)

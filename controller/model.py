@@ -358,3 +358,17 @@ class Allocations:
     created: Mapping[tuple[str, str], str] = field(default_factory=dict)
     subnets: Mapping[str, str] = field(default_factory=dict)
     addresses: Mapping[tuple[str, str, int], str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One object as the controller last saw it (`netctl status`)."""
+
+    kind: str  # Network, Container, or File (a manifest that failed validation)
+    name: str
+    state: str  # converged | pending | failed
+    reason: str = ""
+    at: str = ""  # last reconcile that covered the object (RFC 3339)
+    seconds: float = 0.0  # how long that reconcile took
+    source: str = ""
+    repaired: str = ""  # when drift was last repaired (RFC 3339), "" if never

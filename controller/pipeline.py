@@ -12,28 +12,29 @@ import datetime
 import json
 import os
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
 
-from controller import drivers, etcfiles, hostconfig, load, observe
+from controller import observe
 from controller.blame import blamed
 from controller.desired import desired_resources
 from controller.dns import control as embedded_dns
+from controller.documents import build, merge, require_cluster_store
 from controller.errors import (
     ApplyError,
     ConflictError,
-    ManifestError,
     NetctlError,
     NotFoundError,
 )
 from controller.execute import Report, execute
 from controller.kernel.netns import Sockets
-from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Spec, Target
+from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Target
 from controller.plan import diff_attrs, plan
 from controller.resolve import resolve
+from controller.scope import Scope, restrict, veth_peers
 from controller.store import Store, locked
 
 if TYPE_CHECKING:
@@ -61,65 +62,6 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     wanted: tuple[Resource, ...] = ()  # every target resource (not only the scope's)
     namespaces: frozenset[str] | None = None  # the containers observed; None: all of them
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a controller reconcile reads and plans: the host's own resources (bridges, their
-    addresses, firewall chains) always; of the containers only those named here, so that one
-    changed object in a thousand does not re-read a thousand namespaces.
-
-    `previous` is the target of the last successful reconcile (by key): containers whose target
-    resources differ from it are in scope. `also` are read anyway (drift was seen there),
-    `everything` reads every owned namespace (startup, resync), `skip` leaves containers alone
-    (they failed and wait for their retry; the controller clears it when the input changes).
-    """
-
-    previous: Mapping[str, Resource] = field(default_factory=dict)
-    also: frozenset[str] = frozenset()
-    everything: bool = False
-    skip: frozenset[str] = frozenset()
-
-    def namespaces(self, wanted: Sequence[Resource], owned: Collection[str]) -> frozenset[str]:
-        if self.everything:
-            return frozenset(set(owned) - self.skip)
-        current = {r.key: r for r in wanted}
-        peers = veth_peers([*wanted, *self.previous.values()])
-        changed = {
-            owner_ns(r, peers)
-            for key in current.keys() | self.previous.keys()
-            if current.get(key) != self.previous.get(key)
-            for r in (current.get(key), self.previous.get(key))
-            if r is not None
-        }
-        names = {n for n in changed | self.also if n}
-        return frozenset(names & set(owned) - self.skip)
-
-
-def veth_peers(resources: Sequence[Resource]) -> dict[str, str]:
-    """Host veth name -> its container's namespace, from target resources: an observed veth
-    whose namespace was not read (or is gone) is still attributed to its container."""
-    return {r.attrs["name"]: r.attrs["peer_netns"] for r in resources if r.kind is Kind.VETH}
-
-
-def owner_ns(r: Resource, peers: Mapping[str, str]) -> str | None:
-    """The container namespace a resource belongs to; None for the host's own resources,
-    "" for a veth nobody claims (left to a full reconcile)."""
-    if r.kind is Kind.NETNS:
-        return str(r.attrs["name"])
-    if r.kind is Kind.VETH:
-        return str(r.attrs.get("peer_netns") or peers.get(r.attrs["name"], ""))
-    if r.kind is Kind.FILE:
-        folder = os.path.dirname(r.attrs["path"])
-        return os.path.basename(folder) if os.path.dirname(folder) == etcfiles.ETC_NETNS else None
-    return r.netns
-
-
-def restrict(
-    resources: Sequence[Resource], names: Collection[str], peers: Mapping[str, str]
-) -> tuple[Resource, ...]:
-    """The host's resources and those of the containers in `names`."""
-    return tuple(r for r in resources if (o := owner_ns(r, peers)) is None or o in names)
 
 
 @dataclass
@@ -319,33 +261,6 @@ class Session:
         if self.cluster is not None:  # this host's endpoints, once the kernel has them
             self.cluster.publish(target)
         return outcome
-
-
-def require_cluster_store(documents: Sequence[Document], have_store: bool) -> None:
-    """Overlay networks live in the cluster store: without one, say so at validate time, with
-    the document's place, instead of failing half-way through an apply."""
-    if have_store:
-        return
-    problems = [
-        load.problem_at(d, "spec.driver", f"driver {driver} needs a cluster store: run netctl with "
-                        "--cluster-store etcd://HOST:PORT (see netctl --help)")
-        for d in documents
-        if d.kind == "Network" and drivers.is_global(driver := d.body.get("spec", {}).get("driver") or "")
-    ]
-    if problems:
-        raise ManifestError(problems)
-
-
-def build(documents: Sequence[Document]) -> Spec:
-    """The spec of these documents; the built-in networks exist while anything else does."""
-    builtin = hostconfig.builtin(load.load_builtin(), hostconfig.current()) if documents else []
-    return load.build_spec(documents, builtin)
-
-
-def merge(stored: Sequence[Document], new: Sequence[Document]) -> list[Document]:
-    """Later documents replace stored ones of the same kind and name (kubectl apply)."""
-    replaced = {(d.kind, d.name) for d in new}
-    return [d for d in stored if (d.kind, d.name) not in replaced] + list(new)
 
 
 def _refuse_networks_in_use(

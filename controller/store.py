@@ -18,10 +18,9 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from controller.errors import LockError, StateError
-from controller.model import Allocations, Document, Source
+from controller.model import Allocations, Document, Source, StatusRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -247,17 +246,3 @@ class Store:
             "SELECT kind, name, state, reason, at, seconds, source, repaired FROM status ORDER BY kind, name"
         )
         return [StatusRow(*row) for row in rows]
-
-
-@dataclass(frozen=True)
-class StatusRow:
-    """One object as the controller last saw it (`netctl status`)."""
-
-    kind: str  # Network, Container, or File (a manifest that failed validation)
-    name: str
-    state: str  # converged | pending | failed
-    reason: str = ""
-    at: str = ""  # last reconcile that covered the object (RFC 3339)
-    seconds: float = 0.0  # how long that reconcile took
-    source: str = ""
-    repaired: str = ""  # when drift was last repaired (RFC 3339), "" if never

@@ -34,8 +34,9 @@ from controller.cluster.config import ClusterConfig
 from controller.cluster.etcd import Etcd, EtcdError, Event, KeyValue, Watch, WatchCompacted
 from controller.cluster.lease import Liveness
 from controller.cluster.probe import Responder
-from controller.cluster.session import cluster_dir, publish, read_json, resolve_advertise
+from controller.cluster.session import cluster_dir, publish, read_json
 from controller.cluster.state import EndpointRecord, Snapshot
+from controller.cluster.underlay import resolve_advertise
 from controller.drivers import overlay
 from controller.errors import LockError
 from controller.execute import execute
@@ -222,18 +223,16 @@ class Agent:
         part is this host's state as the last apply left it (the state lock is held); the
         records are rewritten, and the server told, only when they changed."""
         from controller.dns import control as embedded_dns
-        from controller.pipeline import build
-        from controller.resolve import HostFacts, resolve
+        from controller.documents import stored_target
         from controller.store import Store
 
         remote = snap.remote_names(self.host)
         try:
             store = Store(self.state_dir)
             try:
-                documents = store.documents()
-                if not documents:
+                target = stored_target(store)
+                if target is None:
                     return  # nothing applied here: no container to answer
-                target, _ = resolve(build(documents), store.allocations(), HostFacts(), "")
             finally:
                 store.close()
             embedded_dns.sync(self.state_dir, target, remote)

@@ -89,7 +89,7 @@ def cmd_peers(args: argparse.Namespace) -> int:
     from controller import render
     from controller.cluster import ipam
     from controller.cluster.etcd import Etcd
-    from controller.cluster.session import resolve_advertise
+    from controller.cluster.underlay import resolve_advertise
     from controller.kernel.netns import Sockets
 
     config = _required(args)

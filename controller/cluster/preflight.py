@@ -21,8 +21,8 @@ from controller.cluster import ipam
 from controller.cluster.config import ClusterConfig
 from controller.cluster.etcd import Etcd, EtcdError
 from controller.cluster.probe import probe
-from controller.cluster.session import check_mtu, resolve_advertise, underlay_of
 from controller.cluster.state import Snapshot
+from controller.cluster.underlay import check_mtu, resolve_advertise, underlay_of
 from controller.errors import UserError
 from controller.kernel.netns import Sockets
 from controller.model import NetworkSpec

@@ -22,19 +22,19 @@ import functools
 import ipaddress
 import json
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import structlog
 
-from controller import drivers, names, options
+from controller import drivers, names
 from controller import ipam as local_ipam
 from controller.cluster import ipam, keys
 from controller.cluster.config import ClusterConfig
 from controller.cluster.etcd import Delete, Etcd, EtcdError, Op, Put
 from controller.cluster.lease import Liveness
 from controller.cluster.state import EndpointRecord, HostRecord, NetworkRecord, Snapshot
+from controller.cluster.underlay import check_mtu, resolve_advertise, underlay_of
 from controller.drivers import overlay
 from controller.errors import ApplyError, ConflictError, UserError
 from controller.kernel.netns import Sockets
@@ -79,30 +79,6 @@ def read_json(path: str) -> object:
             return json.load(f)
     except (OSError, ValueError):
         return None
-
-
-def underlay_of(sockets: Sockets, vtep: str) -> tuple[str, int] | None:
-    """(interface, MTU) of the link holding `vtep` in the host namespace."""
-    root = sockets.get(None)
-    for msg in root.get_addr(family=socket.AF_INET):
-        if msg.get("IFA_ADDRESS") == vtep or msg.get("IFA_LOCAL") == vtep:
-            link = root.get_links(msg["index"])[0]
-            return str(link.get("IFLA_IFNAME")), int(link.get("IFLA_MTU") or 0)
-    return None
-
-
-def resolve_advertise(sockets: Sockets, advertise: str) -> str:
-    """--advertise-address as an IPv4 address; an interface name gives its first one."""
-    try:
-        return str(ipaddress.IPv4Address(advertise))
-    except ValueError:
-        pass
-    root = sockets.get(None)
-    found = root.link_lookup(ifname=advertise)
-    if found:
-        for msg in root.get_addr(family=socket.AF_INET, index=found[0]):
-            return str(msg.get("IFA_ADDRESS"))
-    raise UserError(f"--advertise-address {advertise}: neither an IPv4 address nor an interface with one")
 
 
 class ClusterSession:
@@ -493,24 +469,3 @@ def publish(
     for start in range(0, len(ops), ipam.TXN_OPS):
         client.txn([], ops[start:start + ipam.TXN_OPS])
     ipam.release(client, snap, host, {(e.network, e.ip) for e in desired})
-
-
-def check_mtu(n: NetworkSpec, vtep: str, underlay: tuple[str, int] | None) -> None:
-    """Preflight: the classic silent failure. VXLAN adds 50 bytes; if the underlay cannot
-    carry them, small packets (ping) pass and full-size ones (TCP data) vanish."""
-    if underlay is None:
-        raise UserError(
-            f"--advertise-address {vtep} is not an address of this host: VXLAN packets would "
-            "leave from another address and peers would not reach this host back. Use this "
-            "host's address on the underlay network"
-        )
-    ifname, underlay_mtu = underlay
-    mtu = drivers.get(n.driver).mtu(n.options)
-    if mtu + overlay.VXLAN_OVERHEAD > underlay_mtu:
-        raise UserError(
-            f"network {n.name}: overlay MTU {mtu} + {overlay.VXLAN_OVERHEAD} bytes of VXLAN "
-            f"headers = {mtu + overlay.VXLAN_OVERHEAD} > {underlay_mtu}, the MTU of {ifname} "
-            f"(the underlay, holding {vtep}): packets above {underlay_mtu - overlay.VXLAN_OVERHEAD} "
-            f"bytes would be dropped silently (pings pass, TCP stalls). Set "
-            f"{options.MTU} to {underlay_mtu - overlay.VXLAN_OVERHEAD} or less, or raise {ifname}'s MTU"
-        )

@@ -81,7 +81,8 @@ from controller.daemon.status import Round, StatusBook, describe, drift, repaire
 from controller.errors import LockError, ManifestError, NetctlError, Problem, UserError
 from controller.kernel import netns
 from controller.model import Action, Document, Kind, Plan, Resource, Target
-from controller.pipeline import Outcome, Scope, Session, now, owner_ns, veth_peers
+from controller.pipeline import Outcome, Session, now
+from controller.scope import Scope, owner_ns, veth_peers
 from controller.store import private_dir
 
 log = structlog.get_logger("netctl.controller")

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from controller.model import Action, Document, Kind, Op, Resource, Target
-from controller.pipeline import owner_ns, veth_peers
-from controller.store import StatusRow
+from controller.model import Action, Document, Kind, Op, Resource, StatusRow, Target
+from controller.scope import owner_ns, veth_peers
 
 ObjectKey = tuple[str, str]  # (kind, name): ("Container", "web")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from controller import names, options, resources
-from controller.drivers import BaseDriver
+from controller.drivers.base import BaseDriver
 from controller.model import EndpointTarget, NetworkTarget, Resource
 
 

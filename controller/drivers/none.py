@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.drivers import BaseDriver
+from controller.drivers.base import BaseDriver
 
 
 class NoneDriver(BaseDriver):

@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from controller import ipam, names, options, resources
-from controller.drivers import DEFAULT_MTU, BaseDriver
+from controller.drivers.base import DEFAULT_MTU, BaseDriver
 from controller.errors import UserError
 from controller.model import (
     Attachment,

@@ -9,7 +9,7 @@ import structlog
 
 from controller.firewall import iptables
 from controller.model import Action, Kind, Op
-from controller.observe.firewall import proc_path
+from controller.names import sysctl_path as proc_path
 
 log = structlog.get_logger("netctl.firewall")
 

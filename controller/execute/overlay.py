@@ -18,9 +18,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from controller.execute.netlink import LinkIndex
 from controller.kernel import netns
-from controller.kernel.netns import Sockets
+from controller.kernel.netns import OVERLAY_NS_DIR, Sockets, ns_path
 from controller.model import Action, Kind, Resource
-from controller.observe.overlay import OVERLAY_NS_DIR, ns_path
 
 NUD_PERMANENT = 0x80
 _GONE = (errno.ENOENT, errno.ENODEV, errno.ESRCH)

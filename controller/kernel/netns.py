@@ -89,6 +89,15 @@ def _mounted(target: str) -> bool:
         return False
 
 
+# Overlay networks' own namespaces live apart from the containers' (/run/netns).
+OVERLAY_NS_DIR = os.environ.get("NETCTL_OVERLAY_NS_DIR", "/run/netctl/overlay")
+
+
+def ns_path(name: str) -> str:
+    """An overlay namespace as Sockets takes it (an absolute path outside /run/netns)."""
+    return os.path.join(OVERLAY_NS_DIR, name)
+
+
 @contextmanager
 def entered(name: str) -> Iterator[None]:
     """Run the block with this thread in namespace `name`, then return to where it was."""

@@ -15,20 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from controller import names, resources
 from controller.drivers import overlay as driver
-from controller.kernel.netns import Sockets
+from controller.kernel.netns import OVERLAY_NS_DIR, Sockets, ns_path
 from controller.model import Resource
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
-OVERLAY_NS_DIR = os.environ.get("NETCTL_OVERLAY_NS_DIR", "/run/netctl/overlay")
 NTF_SELF = 0x02
 NUD_PERMANENT = 0x80
-
-
-def ns_path(name: str) -> str:
-    """What Sockets takes as the namespace's name (an absolute path outside /run/netns)."""
-    return os.path.join(OVERLAY_NS_DIR, name)
 
 
 def namespaces() -> list[str]:

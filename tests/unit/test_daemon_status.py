@@ -6,8 +6,8 @@ from pathlib import Path
 
 from controller import resources
 from controller.daemon.status import Round, StatusBook, describe, drift
-from controller.model import Action, Change, Document, Op, Source
-from controller.store import StatusRow, Store
+from controller.model import Action, Change, Document, Op, Source, StatusRow
+from controller.store import Store
 
 
 def doc(kind: str, name: str, file: str = "/m/a.yaml", line: int = 1) -> Document:
