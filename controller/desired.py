@@ -8,6 +8,7 @@ via its first network's gateway, and its hosts and resolv.conf files.
 from __future__ import annotations
 
 from controller import drivers, etcfiles, resources
+from controller.firewall.iptables import rule_text
 from controller.firewall.render import firewall_resources
 from controller.model import ContainerTarget, Resource, Target
 
@@ -29,7 +30,7 @@ def desired_resources(target: Target) -> tuple[Resource, ...]:
             ))
         out.extend(_inside(container))
         out.extend(_files(container, target))
-    out.extend(firewall_resources(target))
+    out.extend(firewall_resources(target, rule_text))
     return tuple(out)
 
 

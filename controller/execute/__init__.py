@@ -15,7 +15,7 @@ import structlog
 
 from controller import failpoints
 from controller.errors import ApplyError
-from controller.execute import files, firewall
+from controller.execute import files, firewall, sysctl
 from controller.kernel.netns import Sockets
 from controller.model import Action, Kind, Op, Plan
 
@@ -61,7 +61,7 @@ def execute(
                     report.processes += firewall.apply_rules(rules)
                     rules_done = True
             elif action.resource.kind is Kind.SYSCTL:
-                firewall.apply_sysctl(action)
+                sysctl.apply_sysctl(action)
             elif action.resource.kind is Kind.FILE:
                 files.apply(action)
             elif action.resource.kind is Kind.SERVICE:

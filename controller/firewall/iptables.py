@@ -12,10 +12,41 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from controller.firewall import render
+from controller.firewall.rules import PREFIX, Rule, chain, jump
 from controller.model import Action, Kind, Op, Resource
 
 BUILTIN = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
 TABLES = ("raw", "nat", "filter")
+
+
+def rule_text(r: Rule) -> str:
+    """A rule exactly as `iptables-save` prints it (so that wanted and observed compare as
+    strings): addresses, interfaces, protocol and ports, then matches, then the target."""
+    words: list[str] = []
+    if r.src:
+        words += ["-s", r.src]
+    if r.dst:
+        words += ["-d", r.dst]
+    if r.in_dev:
+        words += (["!"] if r.in_negated else []) + ["-i", r.in_dev]
+    if r.out_dev:
+        words += (["!"] if r.out_negated else []) + ["-o", r.out_dev]
+    if r.proto:
+        words += ["-p", r.proto, "-m", r.proto]
+        if r.sport is not None:
+            words += ["--sport", str(r.sport)]
+        if r.dport is not None:
+            words += ["--dport", str(r.dport)]
+    if r.src_local:
+        words += ["-m", "addrtype", "--src-type", "LOCAL"]
+    if r.dst_local:
+        words += ["-m", "addrtype", "--dst-type", "LOCAL"]
+    if r.ctstate:
+        words += ["-m", "conntrack", "--ctstate", r.ctstate]
+    words += ["-j", r.verdict]
+    if r.to:
+        words += ["--to-destination", r.to]
+    return " ".join(words)
 
 
 @dataclass
@@ -45,17 +76,18 @@ def owned_resources(family: str, tables: dict[str, Table]) -> list[Resource]:
     out = []
     for table_name, table in tables.items():
         for name, rules in table.chains.items():
-            if name.startswith(render.PREFIX) and name not in BUILTIN:
+            if name.startswith(PREFIX) and name not in BUILTIN:
                 if name == render.USER:
-                    r = render.chain(family, table_name, name, None)
+                    r = chain(family, table_name, name, None)
                     out.append(_with_attrs(r, user_rules=len(rules)))
                 else:
-                    out.append(render.chain(family, table_name, name, rules))
+                    targets = [t for rule in rules if (t := _jump_target(rule)) and t.startswith(PREFIX)]
+                    out.append(chain(family, table_name, name, rules, targets))
             elif name in BUILTIN:
                 for rule in rules:
                     target = _jump_target(rule)
-                    if target and target.startswith(render.PREFIX):
-                        out.append(render.jump(family, table_name, name, rule))
+                    if target and target.startswith(PREFIX):
+                        out.append(jump(family, table_name, name, rule, target))
     return out
 
 

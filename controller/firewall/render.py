@@ -15,18 +15,19 @@ raw     PREROUTING -> NETCTL-RAW: nothing from a bridge to the host's loopback (
           would let it in: CVE-2020-8558), container addresses only via their bridge, and ports
           bound to 127.0.0.1 only from lo (the holes Docker 28 closed: moby #45610, #41872)
 
-Rules are written exactly as `iptables-save` prints them, so that observed and wanted rules
-compare as strings. Chains that belong to one network are per network, so that a change to one
-network or container patches only the rules that changed.
+Rules are data (firewall/rules.py); the backend renders them (firewall/iptables.py writes them
+exactly as `iptables-save` prints them), so that observed and wanted rules compare as strings.
+Chains that belong to one network are per network, so that a change to one network or
+container patches only the rules that changed.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controller import drivers, options
+from controller.firewall.rules import Rule, Text, chain_of, jump_of
 from controller.model import (
     ContainerTarget,
     EndpointTarget,
@@ -50,7 +51,6 @@ STAGE2 = "NETCTL-ISOLATION-STAGE-2"
 NAT = "NETCTL"
 POSTROUTING = "NETCTL-POSTROUTING"
 RAW = "NETCTL-RAW"
-PREFIX = "NETCTL"
 
 FAMILIES = {4: "ipv4", 6: "ipv6"}
 LOOPBACK = {4: "127.0.0.0/8", 6: "::1/128"}
@@ -64,43 +64,8 @@ def dnat_chain(net: NetworkTarget) -> str:
     return f"NETCTL-DNAT-{net.id[:12]}"
 
 
-def chain_key(family: str, table: str, chain: str) -> str:
-    return f"chain:{family}/{table}/{chain}"
-
-
-def jump_key(family: str, table: str, builtin: str, target: str) -> str:
-    return f"jump:{family}/{table}/{builtin}/{target}"
-
-
 def sysctl_key(name: str) -> str:
     return f"sysctl:/{name}"
-
-
-def chain(family: str, table: str, name: str, rules: Iterable[str] | None) -> Resource:
-    """A chain and its rules in order; `rules=None`: the chain exists, its rules are not ours."""
-    attrs: dict[str, object] = {"family": family, "table": table, "chain": name}
-    deps: tuple[str, ...] = ()
-    if rules is not None:
-        attrs["rules"] = tuple(dict.fromkeys(rules))  # a rule twice would be a no-op twice
-        targets = {r.rsplit("-j ", 1)[1].split()[0] for r in attrs["rules"] if "-j NETCTL" in r}  # type: ignore[attr-defined]
-        deps = tuple(chain_key(family, table, t) for t in sorted(targets) if t != name)
-    return Resource(Kind.CHAIN, chain_key(family, table, name), attrs, deps=deps)
-
-
-def jump(family: str, table: str, builtin: str, rule: str, after: str | None = None) -> Resource:
-    """`rule` (ending in `-j NETCTL...`) inserted first in built-in chain `builtin`.
-    `after`: a jump key inserted before this one, so that this one ends up above it."""
-    target = rule.rsplit("-j ", 1)[1]
-    deps = [chain_key(family, table, target)]
-    if after:
-        deps.append(after)
-    return Resource(
-        Kind.JUMP,
-        jump_key(family, table, builtin, target),
-        {"family": family, "table": table, "chain": builtin, "rule": rule},
-        deps=tuple(deps),
-        immutable=frozenset({"rule"}),
-    )
 
 
 def sysctl(name: str, value: str, parent: str | None = None) -> Resource:
@@ -123,13 +88,14 @@ class Bridge:
     internal: bool
 
 
-def firewall_resources(target: Target) -> list[Resource]:
+def firewall_resources(target: Target, text: Text) -> list[Resource]:
+    """The chains, jumps and sysctls of `target`; `text`: the backend's rendering of a rule."""
     out: list[Resource] = []
     for version, family in FAMILIES.items():
         bridges = _bridges(target, version)
         if not bridges:
             continue
-        out.extend(_family(target, version, family, bridges))
+        out.extend(_family(target, version, family, bridges, text))
     out.extend(_sysctls(target))
     return out
 
@@ -155,53 +121,54 @@ def _bridges(target: Target, version: int) -> list[Bridge]:
     return out
 
 
-def _family(target: Target, version: int, family: str, bridges: list[Bridge]) -> list[Resource]:
+def _family(target: Target, version: int, family: str, bridges: list[Bridge], text: Text) -> list[Resource]:
     published = _published(target, version)
     out = [
-        chain(family, "filter", USER, None),
-        chain(family, "filter", FORWARD, _forward_rules(bridges)),
-        chain(family, "filter", STAGE1, _stage1_rules(bridges)),
-        chain(family, "filter", STAGE2, [f"-o {b.device} -j DROP" for b in bridges]),
-        chain(family, "nat", NAT, [f"-j {dnat_chain(b.net)}" for b in bridges if not b.internal]),
-        chain(family, "nat", POSTROUTING, _postrouting_rules(bridges, published)),
-        chain(family, "raw", RAW, _raw_rules(target, version, bridges, published)),
+        chain_of(family, "filter", USER, None, text),
+        chain_of(family, "filter", FORWARD, _forward_rules(bridges), text),
+        chain_of(family, "filter", STAGE1, _stage1_rules(bridges), text),
+        chain_of(family, "filter", STAGE2, [Rule("DROP", out_dev=b.device) for b in bridges], text),
+        chain_of(family, "nat", NAT, [Rule(dnat_chain(b.net)) for b in bridges if not b.internal], text),
+        chain_of(family, "nat", POSTROUTING, _postrouting_rules(bridges, published), text),
+        chain_of(family, "raw", RAW, _raw_rules(target, version, bridges, published), text),
     ]
     for b in bridges:
         mine = [p for p in published if p.bridge == b.device]
-        out.append(chain(family, "filter", in_chain(b.net), _in_rules(target, b, mine, version)))
+        out.append(chain_of(family, "filter", in_chain(b.net), _in_rules(target, b, mine, version), text))
         if not b.internal:
-            out.append(chain(family, "nat", dnat_chain(b.net), [p.dnat_rule() for p in mine]))
-    forward_jump = jump(family, "filter", "FORWARD", f"-j {FORWARD}")
+            out.append(chain_of(family, "nat", dnat_chain(b.net), [p.dnat_rule() for p in mine], text))
+    forward_jump = jump_of(family, "filter", "FORWARD", Rule(FORWARD), text)
     out += [
         forward_jump,
         # Inserted after NETCTL-FORWARD's jump, so it ends up above it: the user's rules first.
-        jump(family, "filter", "FORWARD", f"-j {USER}", after=forward_jump.key),
-        jump(family, "nat", "PREROUTING", f"-m addrtype --dst-type LOCAL -j {NAT}"),
-        jump(family, "nat", "OUTPUT", f"-m addrtype --dst-type LOCAL -j {NAT}"),
-        jump(family, "nat", "POSTROUTING", f"-j {POSTROUTING}"),
-        jump(family, "raw", "PREROUTING", f"-j {RAW}"),
+        jump_of(family, "filter", "FORWARD", Rule(USER), text, after=forward_jump.key),
+        jump_of(family, "nat", "PREROUTING", Rule(NAT, dst_local=True), text),
+        jump_of(family, "nat", "OUTPUT", Rule(NAT, dst_local=True), text),
+        jump_of(family, "nat", "POSTROUTING", Rule(POSTROUTING), text),
+        jump_of(family, "raw", "PREROUTING", Rule(RAW), text),
     ]
     return out
 
 
-def _forward_rules(bridges: list[Bridge]) -> list[str]:
-    rules = [f"-o {b.device} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" for b in bridges]
-    rules += [f"-o {b.device} -j {in_chain(b.net)}" for b in bridges]
-    rules.append(f"-j {STAGE1}")
-    rules += [f"-i {b.device} -o {b.device} -j {'ACCEPT' if b.icc else 'DROP'}" for b in bridges]
-    rules += [f"-i {b.device} ! -o {b.device} -j ACCEPT" for b in bridges if not b.internal]
-    rules += [f"-o {b.device} -j DROP" for b in bridges]
+def _forward_rules(bridges: list[Bridge]) -> list[Rule]:
+    rules = [Rule("ACCEPT", out_dev=b.device, ctstate="RELATED,ESTABLISHED") for b in bridges]
+    rules += [Rule(in_chain(b.net), out_dev=b.device) for b in bridges]
+    rules.append(Rule(STAGE1))
+    rules += [Rule("ACCEPT" if b.icc else "DROP", in_dev=b.device, out_dev=b.device) for b in bridges]
+    rules += [Rule("ACCEPT", in_dev=b.device, out_dev=b.device, out_negated=True)
+              for b in bridges if not b.internal]
+    rules += [Rule("DROP", out_dev=b.device) for b in bridges]
     return rules
 
 
-def _stage1_rules(bridges: list[Bridge]) -> list[str]:
+def _stage1_rules(bridges: list[Bridge]) -> list[Rule]:
     rules = []
     for b in bridges:
         if b.internal:
-            rules.append(f"-i {b.device} ! -o {b.device} -j DROP")
-            rules.append(f"! -i {b.device} -o {b.device} -j DROP")
+            rules.append(Rule("DROP", in_dev=b.device, out_dev=b.device, out_negated=True))
+            rules.append(Rule("DROP", in_dev=b.device, in_negated=True, out_dev=b.device))
         else:
-            rules.append(f"-i {b.device} ! -o {b.device} -j {STAGE2}")
+            rules.append(Rule(STAGE2, in_dev=b.device, out_dev=b.device, out_negated=True))
     return rules
 
 
@@ -220,24 +187,18 @@ class Published:
     bridge: str
     loopback_only: bool
 
-    def _match(self, port: int) -> str:
-        p = self.protocol.value
-        return f"-p {p} -m {p} --dport {port}"
-
-    def dnat_rule(self) -> str:
-        dst = f"-d {_host(self.host_ip)} " if self.host_ip else ""
+    def dnat_rule(self) -> Rule:
         to = f"[{self.container_ip}]" if ":" in self.container_ip else self.container_ip
-        return f"{dst}{self._match(self.host_port)} -j DNAT --to-destination {to}:{self.container_port}"
+        return Rule("DNAT", dst=_host(self.host_ip) if self.host_ip else None, proto=self.protocol.value,
+                    dport=self.host_port, to=f"{to}:{self.container_port}")
 
-    def accept_rule(self) -> str:
-        return (
-            f"-d {_host(self.container_ip)} -o {self.bridge} {self._match(self.container_port)} "
-            "-m conntrack --ctstate DNAT -j ACCEPT"
-        )
+    def accept_rule(self) -> Rule:
+        return Rule("ACCEPT", dst=_host(self.container_ip), out_dev=self.bridge, proto=self.protocol.value,
+                    dport=self.container_port, ctstate="DNAT")
 
-    def hairpin_rule(self) -> str:
+    def hairpin_rule(self) -> Rule:
         c = _host(self.container_ip)
-        return f"-s {c} -d {c} {self._match(self.container_port)} -j MASQUERADE"
+        return Rule("MASQUERADE", src=c, dst=c, proto=self.protocol.value, dport=self.container_port)
 
 
 def _host(ip: str) -> str:
@@ -293,14 +254,14 @@ def _host_ip(port: PortSpec, net: NetworkTarget, version: int) -> str | None:
     return "" if addr.is_unspecified else str(addr)
 
 
-def _in_rules(target: Target, b: Bridge, mine: list[Published], version: int) -> list[str]:
+def _in_rules(target: Target, b: Bridge, mine: list[Published], version: int) -> list[Rule]:
     rules = [p.accept_rule() for p in mine]
-    if not b.icc and b.net.builtin:  # a link opens the pair on the default bridge only (Docker)
+    if not b.icc and b.net.default_bridge:  # a link opens the pair on the default bridge only (Docker)
         rules += _link_rules(target, b, version)
     return rules
 
 
-def _link_rules(target: Target, b: Bridge, version: int) -> list[str]:
+def _link_rules(target: Target, b: Bridge, version: int) -> list[Rule]:
     """With ICC off, a legacy link opens exactly the linked pair (on exposed ports if any)."""
     rules = []
     for c in sorted(target.containers, key=lambda c: c.name):
@@ -313,14 +274,14 @@ def _link_rules(target: Target, b: Bridge, version: int) -> list[str]:
             if a is None or z is None:
                 continue
             sa, sz = _host(a), _host(z)
-            base = f"-s {sa} -d {sz} -i {b.device} -o {b.device}"
-            back = f"-s {sz} -d {sa} -i {b.device} -o {b.device}"
+            dev = b.device
             if not other.expose:
-                rules += [f"{base} -j ACCEPT", f"{back} -j ACCEPT"]
+                rules += [Rule("ACCEPT", src=sa, dst=sz, in_dev=dev, out_dev=dev),
+                          Rule("ACCEPT", src=sz, dst=sa, in_dev=dev, out_dev=dev)]
             for port, proto in other.expose:
                 p = proto.value
-                rules.append(f"{base} -p {p} -m {p} --dport {port} -j ACCEPT")
-                rules.append(f"{back} -p {p} -m {p} --sport {port} -j ACCEPT")
+                rules.append(Rule("ACCEPT", src=sa, dst=sz, in_dev=dev, out_dev=dev, proto=p, dport=port))
+                rules.append(Rule("ACCEPT", src=sz, dst=sa, in_dev=dev, out_dev=dev, proto=p, sport=port))
     return rules
 
 
@@ -332,16 +293,17 @@ def _address_on(c: ContainerTarget, network: str, version: int) -> str | None:
     return None
 
 
-def _postrouting_rules(bridges: list[Bridge], published: list[Published]) -> list[str]:
+def _postrouting_rules(bridges: list[Bridge], published: list[Published]) -> list[Rule]:
     outward = [b for b in bridges if not b.internal]
-    rules = [f"-s {b.subnet} ! -o {b.device} -j MASQUERADE" for b in outward if b.masquerade]
+    rules = [Rule("MASQUERADE", src=b.subnet, out_dev=b.device, out_negated=True)
+             for b in outward if b.masquerade]
     # The host reaching a container through 127.0.0.1 or its own address: answer to the bridge.
-    rules += [f"-o {b.device} -m addrtype --src-type LOCAL -j MASQUERADE" for b in outward]
+    rules += [Rule("MASQUERADE", out_dev=b.device, src_local=True) for b in outward]
     rules += [p.hairpin_rule() for p in published]
     return rules
 
 
-def _raw_rules(target: Target, version: int, bridges: list[Bridge], published: list[Published]) -> list[str]:
+def _raw_rules(target: Target, version: int, bridges: list[Bridge], published: list[Published]) -> list[Rule]:
     devices = {b.net.name: b.device for b in bridges}
     # route_localnet (set for 127.0.0.1-published ports) makes the kernel accept 127.0.0.0/8 from
     # the bridge: a container with CAP_NET_RAW would reach every loopback-only host service.
@@ -349,16 +311,17 @@ def _raw_rules(target: Target, version: int, bridges: list[Bridge], published: l
     # DNAT'd in OUTPUT and its replies come back to the gateway's address. The kernel already
     # refuses ::1 from a non-loopback device; the v6 rule says so where it can be read.
     loopback = LOOPBACK[version]
-    rules = [f"-d {loopback} -i {b.device} -j DROP" for b in bridges]
+    rules = [Rule("DROP", dst=loopback, in_dev=b.device) for b in bridges]
     for c in sorted(target.containers, key=lambda c: c.name):
         for ep in c.endpoints:
             address = ep.ipv4 if version == 4 else ep.ipv6
             device = devices.get(ep.network)
             if address is not None and device is not None:
-                rules.append(f"-d {_host(str(address.ip))} ! -i {device} -j DROP")
+                rules.append(Rule("DROP", dst=_host(str(address.ip)), in_dev=device, in_negated=True))
     for p in published:
         if p.loopback_only and p.host_ip:
-            rules.append(f"-d {_host(p.host_ip)} ! -i lo {p._match(p.host_port)} -j DROP")
+            rules.append(Rule("DROP", dst=_host(p.host_ip), in_dev="lo", in_negated=True,
+                              proto=p.protocol.value, dport=p.host_port))
     return rules
 
 

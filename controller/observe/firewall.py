@@ -1,26 +1,17 @@
-"""Our iptables chains and jumps (one `iptables-save` per family), and the sysctls we want."""
+"""Our firewall chains and jumps (through the backend), and the sysctls the target sets."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Collection
 
 from controller import names
-from controller.firewall import iptables, render
+from controller.firewall import backend, render
 from controller.model import Resource
-
-SAVE = {"ipv4": "iptables-save", "ipv6": "ip6tables-save"}
 
 
 def rules() -> list[Resource]:
-    out: list[Resource] = []
-    for family, command in SAVE.items():
-        if shutil.which(command) is None:
-            continue
-        text = subprocess.run([command], capture_output=True, text=True, check=True).stdout
-        out.extend(iptables.owned_resources(family, iptables.parse_save(text)))
-    return out
+    """netctl's chains and jumps, read by the firewall backend."""
+    return backend.current().observe()
 
 
 def sysctls(names: Collection[str]) -> list[Resource]:
