@@ -173,7 +173,7 @@ def session(args: argparse.Namespace) -> Any:
     from controller.pipeline import Session
 
     return Session(args.state_dir, args.lock_timeout, progress=progress_for(args),
-                   cluster_config=overlay_command.config_of(args))
+                   store_config=overlay_command.config_of(args))
 
 
 def progress_for(args: argparse.Namespace) -> Callable[[Plan], Callable[[Action], None] | None]:
@@ -262,8 +262,8 @@ def cmd_network_ls(args: argparse.Namespace) -> int:
 
     with session(args) as s:
         docs, allocations = s.store.documents(), s.store.allocations()
-        if s.cluster is not None:  # overlay networks are listed on every host of the cluster
-            docs, allocations = s.cluster.listing(docs, s.store.origins(), allocations)
+        if s.store_hook is not None:  # overlay networks are listed on every host of the cluster
+            docs, allocations = s.store_hook.listing(docs, s.store.origins(), allocations)
         # The built-in networks are listed even before anything was applied, as Docker does.
         spec = build(docs) if docs else load.build_spec([], load.load_builtin())
         target, _ = resolve(spec, allocations, HostFacts(), "")

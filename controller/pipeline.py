@@ -21,7 +21,7 @@ import structlog
 from controller import observe
 from controller.blame import blamed
 from controller.desired import desired_resources
-from controller.dns import control as embedded_dns
+from controller.dns.hook import DnsHook
 from controller.documents import build, merge, require_cluster_store
 from controller.errors import (
     ApplyError,
@@ -30,6 +30,7 @@ from controller.errors import (
     NotFoundError,
 )
 from controller.execute import Report, execute
+from controller.hooks import Hook
 from controller.kernel.netns import Sockets
 from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Target
 from controller.plan import diff_attrs, plan
@@ -71,21 +72,24 @@ class Session:
     state_dir: str
     lock_timeout: float = 30.0
     progress: Callable[[Plan], Callable[[Action], None] | None] | None = None
-    cluster_config: ClusterConfig | None = None  # --cluster-store: overlay networks
+    store_config: ClusterConfig | None = None  # --cluster-store: overlay networks
 
     def __post_init__(self) -> None:
         self._rolling_back = False
         self.store = Store(self.state_dir)
         self.sockets = Sockets()
-        self.cluster: ClusterSession | None = None
-        if self.cluster_config is not None:  # imported only then: most commands never need it
+        # The pipeline's collaborators, in the order they are called (hooks.py).
+        self.hooks: list[Hook] = [DnsHook(self.state_dir)]
+        self.store_hook: ClusterSession | None = None
+        if self.store_config is not None:  # imported only then: most commands never need it
             from controller.cluster.session import ClusterSession
 
-            self.cluster = ClusterSession(self.cluster_config, self.state_dir, self.sockets)
+            self.store_hook = ClusterSession(self.store_config, self.state_dir, self.sockets)
+            self.hooks.append(self.store_hook)
 
     def close(self) -> None:
-        if self.cluster is not None:
-            self.cluster.close()
+        for hook in self.hooks:
+            hook.close()
         self.sockets.close()
         self.store.close()
 
@@ -98,7 +102,7 @@ class Session:
     # ------------------------------------------------------------------ commands
 
     def apply(self, documents: Sequence[Document], origin: str = "apply", dry_run: bool = False) -> Outcome:
-        require_cluster_store(documents, self.cluster is not None)
+        require_cluster_store(documents, self._has_store())
         with locked(self.state_dir, self.lock_timeout):
             return self.converge(merge(self.store.documents(), documents), origin, documents, dry_run)
 
@@ -108,8 +112,8 @@ class Session:
         with locked(self.state_dir, self.lock_timeout):
             stored = self.store.documents()
             present = {(d.kind, d.name) for d in stored}
-            if self.cluster is not None:  # an overlay network is removed from any host
-                present |= self.cluster.network_keys()
+            for hook in self.hooks:  # an overlay network is removed from any host
+                present |= hook.stored_elsewhere()
             for kind, name in keys:
                 if kind == "Network" and name in BUILTIN_NETWORKS:
                     raise ConflictError(f"{name} is a pre-defined network and cannot be removed")
@@ -117,8 +121,9 @@ class Session:
                     raise NotFoundError(f"no {kind.lower()} named {name!r}")
             remaining = [d for d in stored if (d.kind, d.name) not in set(keys)]
             _refuse_networks_in_use(keys, remaining, self.store)
-            if self.cluster is not None and not dry_run:
-                self.cluster.remove_networks([n for k, n in keys if k == "Network"])
+            if not dry_run:
+                for hook in self.hooks:
+                    hook.removing_networks([n for k, n in keys if k == "Network"])
             return self.converge(remaining, "apply", [], dry_run)
 
     def current(self) -> Outcome:
@@ -138,7 +143,7 @@ class Session:
         (objects no longer there are pruned); other origins' documents (`netctl apply`, CLI
         commands) are kept. An object both declare is taken over by `origin`: the watched
         folder is authoritative for the names it declares."""
-        require_cluster_store(documents, self.cluster is not None)
+        require_cluster_store(documents, self._has_store())
         with locked(self.state_dir, self.lock_timeout):
             origins = self.store.origins()
             kept = [d for d in self.store.documents() if origins.get((d.kind, d.name)) != origin]
@@ -179,19 +184,24 @@ class Session:
     def _observe(
         self, names: Collection[str], sysctls: Sequence[str], rules: bool = True, services: bool = True
     ) -> Observed:
-        """The kernel's state, and the services netctl runs (the DNS server) if the target has
+        """The kernel's state, and the hooks' services (the DNS server) if the target has
         any: one no longer needed stops by itself, there is nothing to plan for it."""
         seen = observe.observe(self.sockets, names, sysctls, rules)
         if not services:
             return seen
-        return Observed((*seen.resources, *embedded_dns.observe_service(self.state_dir)))
+        return Observed((*seen.resources, *(r for h in self.hooks for r in h.observed())))
 
-    def _remote_names(self) -> list[tuple[str, str, str]]:
-        """Endpoints of overlay networks on the other live hosts, for the embedded DNS (none
-        without a cluster, or while its store is unreachable)."""
-        if self.cluster is None or self.cluster.snapshot is None:
-            return []
-        return self.cluster.snapshot.remote_names(self.cluster.host)
+    def _has_store(self) -> bool:
+        return any(h.has_store() for h in self.hooks)
+
+    def _converged(self, target: Target) -> None:
+        remote = [n for h in self.hooks for n in h.remote_names()]
+        for hook in self.hooks:
+            hook.converged(target, remote)
+
+    def _verified(self, target: Target) -> None:
+        for hook in self.hooks:
+            hook.verified(target)
 
     def converge(
         self,
@@ -201,18 +211,16 @@ class Session:
         dry_run: bool,
         scope: Scope | None = None,
     ) -> Outcome:
-        if self.cluster is not None:  # the cluster's overlay networks join this host's documents
-            documents = self.cluster.documents(documents, self.store.origins(), changed)
+        for hook in self.hooks:  # the cluster's overlay networks join this host's documents
+            documents = hook.documents(documents, self.store.origins(), changed)
         spec = build(documents)
         facts = observe.host_facts(self.sockets)
         when = now()
         allocations = self.store.allocations()
-        if self.cluster is not None:  # overlay IDs, VNIs, subnets, addresses: claimed in etcd
-            spec, allocations = self.cluster.allocate(
-                documents, changed, spec, allocations, facts, when, dry_run
-            )
+        for hook in self.hooks:  # overlay IDs, VNIs, subnets, addresses: claimed in etcd
+            spec, allocations = hook.allocate(documents, changed, spec, allocations, facts, when, dry_run)
         target, allocations = resolve(spec, allocations, facts, when)  # ResolveError: the user's
-        wanted = (*desired_resources(target), *embedded_dns.service(self.state_dir, target))
+        wanted = (*desired_resources(target), *(r for h in self.hooks for r in h.wanted(target)))
         target_ns = {c.netns for c in target.containers if c.netns}
         owned = self.store.owned_netns()
         before: list[tuple[object, ...]] | None = None
@@ -220,10 +228,11 @@ class Session:
             before = self.store.documents_snapshot()
             origins = self.store.origins()
             origins.update({(d.kind, d.name): origin for d in changed})
-            if self.cluster is not None:
-                origins.update(dict.fromkeys(self.cluster.cluster_keys, self.cluster.ORIGIN))
+            for hook in self.hooks:
+                origins.update(hook.origins())
             self.store.save(documents, origins, allocations, target_ns, when)
-            embedded_dns.prestart(self.state_dir, target)  # its start-up overlaps the rest
+            for hook in self.hooks:
+                hook.before_kernel(target)
         sysctls = [r.attrs["name"] for r in wanted if r.kind is Kind.SYSCTL]
         everything, names = wanted, owned | target_ns
         if scope is not None:
@@ -231,8 +240,9 @@ class Session:
             peers = veth_peers([*wanted, *scope.previous.values()])
         services = any(r.kind is Kind.SERVICE for r in wanted)
         seen = self._observe(names, sysctls, services=services)
-        if self.cluster is not None:  # FDB/neighbour entries for remote endpoints
-            wanted, seen = self.cluster.with_peers(target, wanted, seen)
+        for hook in self.hooks:  # FDB/neighbour entries for remote endpoints
+            hooked, seen = hook.with_peers(target, wanted, seen)
+            wanted = tuple(hooked)
         if scope is not None:
             wanted, seen = restrict(wanted, names, peers), Observed(restrict(seen.resources, names, peers))
         the_plan = plan(wanted, seen)
@@ -242,15 +252,13 @@ class Session:
         if dry_run or the_plan.empty:
             if not dry_run:
                 self.store.forget_netns(gone)
-                embedded_dns.sync(self.state_dir, target, self._remote_names())
-                if self.cluster is not None:
-                    self.cluster.publish(target)
+                self._converged(target)
+                self._verified(target)
             return outcome
         callback = self.progress(the_plan) if self.progress else None
         try:
             outcome.report = execute(the_plan, self.sockets, callback)
-            # publish names (remote ones too), (re)start the DNS server
-            embedded_dns.sync(self.state_dir, target, self._remote_names())
+            self._converged(target)  # DNS: names published (remote ones too), server (re)started
             rules_changed = any(a.resource.kind in (Kind.CHAIN, Kind.JUMP) for a in the_plan.actions)
             verify(the_plan, self._observe(touched_netns(the_plan), sysctls, rules_changed, services))
         except ApplyError as exc:
@@ -258,8 +266,7 @@ class Session:
                 raise
             raise self._roll_back(exc, before, documents, changed, target) from exc
         self.store.forget_netns(gone)
-        if self.cluster is not None:  # this host's endpoints, once the kernel has them
-            self.cluster.publish(target)
+        self._verified(target)  # the cluster: this host's endpoints, once the kernel has them
         return outcome
 
 
@@ -307,7 +314,7 @@ def verify(p: Plan, after: Observed) -> None:
         r = a.resource
         have = seen.get(r.key)
         if r.kind is Kind.SERVICE:
-            continue  # a service that does not come up is logged (embedded_dns.sync), not undone
+            continue  # a service that does not come up is logged (by its hook), not undone
         if a.op is Op.DELETE:
             if have is not None and r.key not in recreated:
                 problems.append(f"- {r.key}: still present")

@@ -37,6 +37,7 @@ from controller.cluster.state import EndpointRecord, HostRecord, NetworkRecord, 
 from controller.cluster.underlay import check_mtu, resolve_advertise, underlay_of
 from controller.drivers import overlay
 from controller.errors import ApplyError, ConflictError, UserError
+from controller.hooks import Hook
 from controller.kernel.netns import Sockets
 from controller.model import (
     Allocations,
@@ -81,8 +82,33 @@ def read_json(path: str) -> object:
         return None
 
 
-class ClusterSession:
+class ClusterSession(Hook):
+    """The cluster store as a pipeline hook: overlay documents in, IDs/VNIs/subnets/addresses
+    claimed in etcd, remote endpoints' entries added, this host's endpoints published."""
+
     ORIGIN = CLUSTER_ORIGIN
+
+    # ------------------------------------------------------------------ the hook
+
+    def has_store(self) -> bool:
+        return True
+
+    def stored_elsewhere(self) -> set[tuple[str, str]]:
+        return self.network_keys()
+
+    def removing_networks(self, names_: Sequence[str]) -> None:
+        self.remove_networks(names_)
+
+    def origins(self) -> Mapping[tuple[str, str], str]:
+        return dict.fromkeys(self.cluster_keys, self.ORIGIN)
+
+    def remote_names(self) -> list[tuple[str, str, str]]:
+        """Endpoints of overlay networks on the other live hosts, for the embedded DNS (none
+        while the store is unreachable)."""
+        return [] if self.snapshot is None else self.snapshot.remote_names(self.host)
+
+    def verified(self, target: Target) -> None:
+        self.publish(target)  # this host's endpoints, once the kernel has them
 
     def __init__(self, config: ClusterConfig, state_dir: str, sockets: Sockets) -> None:
         self.config = config

@@ -114,7 +114,7 @@ def run(options: Options) -> int:
     with controller_lock(options.state_dir, root):
         raise_file_limit()
         session = Session(
-            options.state_dir, min(options.lock_timeout, LOCK_WAIT), cluster_config=options.cluster_config
+            options.state_dir, min(options.lock_timeout, LOCK_WAIT), store_config=options.cluster_config
         )
         try:
             return Controller(options, session).serve()

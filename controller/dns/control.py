@@ -226,7 +226,7 @@ def spawn(paths: Paths) -> None:
     _spawned_at[paths.state_dir] = time.monotonic()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETCTL_FAILPOINT")}
     with open(paths.log, "ab") as out:
-        subprocess.Popen(
+        _spawned[paths.state_dir] = subprocess.Popen(
             [sys.executable, "-m", "controller.dns", "--state-dir", paths.state_dir, "serve"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
             close_fds=True, env=env, cwd="/",
@@ -235,11 +235,16 @@ def spawn(paths: Paths) -> None:
 
 def _recently_spawned(paths: Paths) -> bool:
     """A server spawned by this process less than a few seconds ago may not hold the lock
-    yet: give it a moment rather than start a second one (which would exit at once)."""
+    yet: give it a moment rather than start a second one (which would exit at once). One
+    that has already ended (killed) gets no such moment: it is restarted at once."""
+    process = _spawned.get(paths.state_dir)
+    if process is not None and process.poll() is not None:
+        return False
     return time.monotonic() - _spawned_at.get(paths.state_dir, -1e9) < 5.0
 
 
 _spawned_at: dict[str, float] = {}
+_spawned: dict[str, subprocess.Popen[bytes]] = {}
 
 
 def request(paths: Paths, op: str, timeout: float = RELOAD_TIMEOUT, **args: Any) -> dict[str, Any]:
