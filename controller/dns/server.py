@@ -4,7 +4,7 @@ For each container that uses the embedded DNS, a UDP and a TCP socket are bound 
 127.0.0.11 *inside that container's namespace*: the loop thread enters the namespace,
 creates and binds them, and comes straight back (a socket stays in the namespace it was
 created in; lo's 127.0.0.0/8 route makes the address local). As Docker does, they take
-ports the kernel picks, and a nat rule in the container's own namespace sends 127.0.0.11:53
+ports the kernel picks, and a stateless nft rule in the container's own namespace sends 127.0.0.11:53
 there: port 53 stays free for a DNS server of the container's own (dnsmasq, CoreDNS). The
 socket a query arrives on says who asks, so each container gets its own view of the names
 (records.Records).
@@ -103,14 +103,21 @@ REDIRECT_TABLE = "netctl_dns"
 
 
 def redirect(address: str, port: int, udp_port: int, tcp_port: int) -> None:
-    """In the calling thread's namespace, one transaction: address:port -> our sockets' ports.
-    Replies need no rule: conntrack gives them port 53 back."""
+    """In the calling thread's namespace, one transaction: address:port <-> our sockets' ports.
+
+    Stateless, unlike Docker's DNAT: the port is rewritten on the way in and back on the way
+    out, both on the output hook (it is loopback traffic), untracked. A NAT rule would turn
+    on conntrack in every container's namespace for nothing but this (and cost apply and
+    delete time per container); rewriting two header fields needs no state at all."""
     t = REDIRECT_TABLE
+    rules = "".join(
+        f"add rule ip {t} output ip daddr {address} {proto} dport {port} {proto} dport set {ours} notrack\n"
+        f"add rule ip {t} output ip saddr {address} {proto} sport {ours} {proto} sport set {port} notrack\n"
+        for proto, ours in (("udp", udp_port), ("tcp", tcp_port))
+    )
     nft.run(
         f"add table ip {t}\nflush table ip {t}\n"
-        f"add chain ip {t} output {{ type nat hook output priority -100; policy accept; }}\n"
-        f"add rule ip {t} output ip daddr {address} udp dport {port} dnat to {address}:{udp_port}\n"
-        f"add rule ip {t} output ip daddr {address} tcp dport {port} dnat to {address}:{tcp_port}\n"
+        f"add chain ip {t} output {{ type filter hook output priority raw; policy accept; }}\n" + rules
     )
 
 
