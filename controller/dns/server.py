@@ -4,8 +4,8 @@ For each container that uses the embedded DNS, a UDP and a TCP socket are bound 
 127.0.0.11 *inside that container's namespace*: the loop thread enters the namespace,
 creates and binds them, and comes straight back (a socket stays in the namespace it was
 created in; lo's 127.0.0.0/8 route makes the address local). As Docker does, they take
-ports the kernel picks, and a stateless nft rule in the container's own namespace sends 127.0.0.11:53
-there: port 53 stays free for a DNS server of the container's own (dnsmasq, CoreDNS). The
+ports the kernel picks, and nft rules in the container's own namespace send 127.0.0.11:53
+there (see `redirect`): port 53 stays free for a DNS server of the container's own. The
 socket a query arrives on says who asks, so each container gets its own view of the names
 (records.Records).
 Forwarded queries leave from the host's namespace (controller.dns.upstream).
