@@ -49,5 +49,6 @@ def stored_target(store: Store) -> Target | None:
     documents = store.documents()
     if not documents:
         return None
-    target, _ = resolve(build(documents), store.allocations(), HostFacts(), "")
+    spec = build(documents)
+    target, _ = resolve(spec, store.allocations(), HostFacts(), "")
     return target
