@@ -458,25 +458,18 @@ def inside_profile(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ driver
 
 
-def sandboxed(extra: list[str], timeout: float) -> dict[str, Any]:
+def sandbox_argv(extra: list[str]) -> list[str]:
+    """This script again, inside a throwaway sandbox (own net, mount, UTS and PID namespaces)."""
     host_netns = os.readlink("/proc/self/ns/net")
-    argv = [
-        "unshare",
-        "--net",
-        "--mount",
-        "--uts",
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "--propagation",
-        "private",
-        "--",
-        PYTHON,
-        str(Path(__file__).resolve()),
-        "--host-netns",
-        host_netns,
-        *extra,
+    return [
+        "unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
+        "--propagation", "private", "--",
+        PYTHON, str(Path(__file__).resolve()), "--host-netns", host_netns, *extra,
     ]
+
+
+def sandboxed(extra: list[str], timeout: float) -> dict[str, Any]:
+    argv = sandbox_argv(extra)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -869,27 +862,7 @@ def driver(args: argparse.Namespace) -> int:
         argv = ["--profile", "--n", str(args.n), "--top", str(args.top)]
         if args.keep:
             argv += ["--keep", os.path.abspath(args.keep)]
-        host_netns = os.readlink("/proc/self/ns/net")
-        return subprocess.run(
-            [
-                "unshare",
-                "--net",
-                "--mount",
-                "--uts",
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--propagation",
-                "private",
-                "--",
-                PYTHON,
-                str(Path(__file__).resolve()),
-                "--host-netns",
-                host_netns,
-                "--inside",
-                *argv,
-            ]
-        ).returncode
+        return subprocess.run(sandbox_argv(["--inside", *argv])).returncode
     if args.n <= SMALL[-1]:
         sys.exit(f"--n must be more than {SMALL[-1]} (the marginal trial adds {SMALL_LABEL} first)")
     tools = [t for t in args.tools.split(",") if t]

@@ -62,6 +62,12 @@ def serve(port: int, namespaces: list[str]) -> None:
             udp.bind((any_addr, port))
             sel.register(udp, selectors.EVENT_READ, "udp")
         _libc.setns(home, CLONE_NEWNET)
+    answer_forever(sel, reply=True)
+
+
+def answer_forever(sel: selectors.BaseSelector, reply: bool, report: bool = False) -> None:
+    """Accept and read on the registered sockets (data: "tcp" or "udp"); `reply`: send the
+    peer its own address; `report`: print "PROTO PEER" for each."""
     print("ready", flush=True)
     while True:
         for key, _ in sel.select():
@@ -70,10 +76,14 @@ def serve(port: int, namespaces: list[str]) -> None:
             if key.data == "tcp":
                 conn, peer = sock.accept()
                 with conn:
-                    conn.sendall(peer[0].encode())
+                    if reply:
+                        conn.sendall(peer[0].encode())
             else:
                 _, peer = sock.recvfrom(2048)
-                sock.sendto(peer[0].encode(), peer)
+                if reply:
+                    sock.sendto(peer[0].encode(), peer)
+            if report:
+                print(f"{key.data} {peer[0]}", flush=True)
 
 
 def probe(proto: str, src: str, dst: str, port: int) -> str | None:

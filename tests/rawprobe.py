@@ -24,6 +24,8 @@ import struct
 import sys
 import time
 
+from netprobe import answer_forever  # the same directory: run as a script
+
 ETH_P_ALL = 0x0003
 SIOCGIFHWADDR = 0x8927
 SRC_PORT = 44444
@@ -120,17 +122,7 @@ def listen(pairs: list[tuple[str, int]]) -> None:
             if label == "tcp":
                 s.listen(16)
             sel.register(s, selectors.EVENT_READ, label)
-    print("ready", flush=True)
-    while True:
-        for key, _ in sel.select():
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            if key.data == "tcp":
-                conn, peer = sock.accept()
-                conn.close()
-            else:
-                _, peer = sock.recvfrom(2048)
-            print(f"{key.data} {peer[0]}", flush=True)
+    answer_forever(sel, reply=False, report=True)
 
 
 def main(argv: list[str]) -> None:
