@@ -12,8 +12,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import yaml
-
 from controller import load, logs, output, render
 from controller.cluster import command as overlay_command
 from controller.daemon import command as daemon_command
@@ -297,7 +295,8 @@ def cmd_network_create(args: argparse.Namespace) -> int:
         spec["ipam"] = {"config": config}
     body = {"apiVersion": "netctl/v1", "kind": "Network",
             "metadata": {"name": args.name, "labels": _pairs(args.label, "--label")}, "spec": spec}
-    docs = load.parse_text(yaml.safe_dump(body), "<network create>")
+    # A document as a manifest would give it (no YAML round trip): apply validates it.
+    docs = [Document("Network", args.name, body, Source("<network create>", 0))]
     with session(args) as s:
         if any(d.kind == "Network" and d.name == args.name for d in s.store.documents()):
             raise UserError(f"network with name {args.name} already exists")
