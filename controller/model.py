@@ -174,10 +174,7 @@ class NetworkTarget:
         return self.builtin and self.option_bool(options.DEFAULT_BRIDGE, False)
 
     def option_bool(self, key: str, default: bool) -> bool:
-        value = self.options.get(key)
-        if value is None:
-            return default
-        return str(value).strip().lower() in ("1", "true", "yes", "on")
+        return options.is_true(self.options.get(key), default)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,11 @@ def locked(state_dir: str, timeout: float) -> Iterator[None]:
         os.close(fd)
 
 
+def _replace_documents(db: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+    db.execute("DELETE FROM documents")
+    db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
 class Store:
     def __init__(self, state_dir: str) -> None:
         self.state_dir = state_dir
@@ -136,15 +141,11 @@ class Store:
     ) -> None:
         """Replace the desired state and allocations, add namespaces about to be created."""
         with self.transaction() as db:
-            db.execute("DELETE FROM documents")
-            db.executemany(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (d.kind, d.name, json.dumps(d.body, sort_keys=True), d.source.file,
-                     d.source.line, origins.get((d.kind, d.name), "apply"), now)
-                    for d in documents
-                ],
-            )
+            _replace_documents(db, [
+                (d.kind, d.name, json.dumps(d.body, sort_keys=True), d.source.file,
+                 d.source.line, origins.get((d.kind, d.name), "apply"), now)
+                for d in documents
+            ])
             db.execute("DELETE FROM ids")
             db.executemany(
                 "INSERT INTO ids VALUES (?, ?, ?, ?)",
@@ -166,8 +167,7 @@ class Store:
     def restore_documents(self, rows: Iterable[tuple[object, ...]]) -> None:
         """Put back the documents of before a change that failed (allocations stay)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM documents")
-            db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            _replace_documents(db, rows)
 
     # ------------------------------------------------------------------ allocations
 

@@ -106,13 +106,7 @@ def sync(state_dir: str, target: Target, remote: Iterable[tuple[str, str, str]] 
     trouble is logged, the apply itself has succeeded). `remote`: (network, container, ip)
     of endpoints on other hosts of the cluster (see `records.build`)."""
     paths = Paths(state_dir)
-    try:
-        needed = any(uses_embedded_dns(c, target) for c in target.containers) or bool(
-            listen_addresses(paths)
-        )
-    except ValueError as exc:
-        log.warning("bad dns listen setting", error=str(exc))
-        needed = True
+    needed = _needed(paths, target)
     if not needed and not os.path.exists(paths.records):
         return  # DNS was never used here: no files, no process, no cost
     try:
@@ -131,14 +125,18 @@ SERVICE_KEY = "service:dns"
 def service(state_dir: str, target: Target) -> list[Resource]:
     """The server as a resource of the target while any container (or `dns listen`) needs it:
     a dead server is then drift, shown by `netctl plan` and repaired by the controller."""
-    paths = Paths(state_dir)
+    return [_service_resource()] if _needed(Paths(state_dir), target) else []
+
+
+def _needed(paths: Paths, target: Target) -> bool:
+    """A server must run: a container uses the embedded DNS, or `dns listen` is set."""
     try:
-        needed = any(uses_embedded_dns(c, target) for c in target.containers) or bool(
+        return any(uses_embedded_dns(c, target) for c in target.containers) or bool(
             listen_addresses(paths)
         )
-    except ValueError:
-        needed = True
-    return [_service_resource()] if needed else []
+    except ValueError as exc:
+        log.warning("bad dns listen setting", error=str(exc))
+        return True
 
 
 def observe_service(state_dir: str) -> list[Resource]:

@@ -40,10 +40,6 @@ from controller.model import (
 )
 from controller.names import sysctl_device
 
-OPT_ICC = options.ICC
-OPT_MASQ = options.MASQUERADE
-OPT_HOST_IP = options.HOST_BINDING_IPV4
-
 USER = "NETCTL-USER"
 FORWARD = "NETCTL-FORWARD"
 STAGE1 = "NETCTL-ISOLATION-STAGE-1"
@@ -113,8 +109,8 @@ def _bridges(target: Target, version: int) -> list[Bridge]:
                 net=net,
                 device=net.device,
                 subnet=str(subnet),
-                icc=net.option_bool(OPT_ICC, True),
-                masquerade=net.option_bool(OPT_MASQ, True),
+                icc=net.option_bool(options.ICC, True),
+                masquerade=net.option_bool(options.MASQUERADE, True),
                 internal=net.internal,
             )
         )
@@ -245,7 +241,7 @@ def publishing_endpoint(c: ContainerTarget, target: Target) -> EndpointTarget | 
 
 def _host_ip(port: PortSpec, net: NetworkTarget, version: int) -> str | None:
     """The address to match for this family: '' for any, None if not this family."""
-    ip = port.host_ip or (net.options.get(OPT_HOST_IP) if version == 4 else None)
+    ip = port.host_ip or (net.options.get(options.HOST_BINDING_IPV4) if version == 4 else None)
     if not ip:
         return ""
     addr = ipaddress.ip_address(ip)

@@ -11,14 +11,7 @@ from controller import drivers, names, options, yamlsource
 from controller.errors import Problem
 from controller.load.build import _accepted_networks, _Container, _Network, _predefined
 from controller.load.common import (
-    _BOOL_WORDS,
     IPV6_MIN_MTU,
-    OPT_BRIDGE_NAME,
-    OPT_DEFAULT_BRIDGE,
-    OPT_HOST_BINDING,
-    OPT_ICC,
-    OPT_MASQUERADE,
-    OPT_MTU,
     _exclusive,
 )
 from controller.load.problems import _did_you_mean, _place, _problem
@@ -154,32 +147,34 @@ def _inside(inner: IPNetwork, outer: IPNetwork) -> bool:
 
 
 def _check_options(n: _Network) -> Iterator[Problem]:
-    options = n.spec.options
+    opts = n.spec.options
 
     def path(key: str) -> str:
         return yamlsource.child_path("spec.options", key)
 
-    if OPT_BRIDGE_NAME in options:
+    if options.BRIDGE_NAME in opts:
         # netctl's own documents (the default networks, the overlay driver's gateway bridge)
         # may use the names netctl gives its devices
         own = n.spec.builtin or n.doc.source.file.startswith("netctl:")
-        problem = names.interface_name_problem(options[OPT_BRIDGE_NAME], generated_ok=own)
+        problem = names.interface_name_problem(opts[options.BRIDGE_NAME], generated_ok=own)
         if problem:
-            yield _problem(n.doc, path(OPT_BRIDGE_NAME), problem)
-    if OPT_MTU in options:
-        mtu = options[OPT_MTU]
+            yield _problem(n.doc, path(options.BRIDGE_NAME), problem)
+    if options.MTU in opts:
+        mtu = opts[options.MTU]
         if not (re.fullmatch(r"[0-9]{1,6}", mtu) and 68 <= int(mtu) <= 65535):
-            yield _problem(n.doc, path(OPT_MTU), f"MTU must be an integer between 68 and 65535, got {mtu!r}")
+            message = f"MTU must be an integer between 68 and 65535, got {mtu!r}"
+            yield _problem(n.doc, path(options.MTU), message)
         elif n.spec.enable_ipv6 and int(mtu) < IPV6_MIN_MTU:
-            yield _problem(n.doc, path(OPT_MTU), f"IPv6 needs an MTU of at least {IPV6_MIN_MTU}, got {mtu}")
-    for key in (OPT_ICC, OPT_MASQUERADE, OPT_DEFAULT_BRIDGE):
-        if key in options and options[key].lower() not in _BOOL_WORDS:
-            yield _problem(n.doc, path(key), f"must be true or false, got {options[key]!r}")
-    if OPT_HOST_BINDING in options:
+            message = f"IPv6 needs an MTU of at least {IPV6_MIN_MTU}, got {mtu}"
+            yield _problem(n.doc, path(options.MTU), message)
+    for key in (options.ICC, options.MASQUERADE, options.DEFAULT_BRIDGE):
+        if key in opts and opts[key].lower() not in options.BOOL_WORDS:
+            yield _problem(n.doc, path(key), f"must be true or false, got {opts[key]!r}")
+    if options.HOST_BINDING_IPV4 in opts:
         try:
-            parse_ip(options[OPT_HOST_BINDING], version=4)
+            parse_ip(opts[options.HOST_BINDING_IPV4], version=4)
         except ValueError as exc:
-            yield _problem(n.doc, path(OPT_HOST_BINDING), str(exc))
+            yield _problem(n.doc, path(options.HOST_BINDING_IPV4), str(exc))
 
 
 def _check_subnet_overlaps(networks: list[_Network]) -> Iterator[Problem]:
@@ -203,21 +198,21 @@ def _check_subnet_overlaps(networks: list[_Network]) -> Iterator[Problem]:
 def _check_bridge_names(networks: list[_Network]) -> Iterator[Problem]:
     owners: dict[str, _Network] = {}
     for n in networks:
-        name = n.spec.options.get(OPT_BRIDGE_NAME)
+        name = n.spec.options.get(options.BRIDGE_NAME)
         if name is None:
             continue
         owner = owners.setdefault(name, n)
         if owner is not n:
-            where = _place(owner.doc, yamlsource.child_path("spec.options", OPT_BRIDGE_NAME))
+            where = _place(owner.doc, yamlsource.child_path("spec.options", options.BRIDGE_NAME))
             yield _problem(
                 n.doc,
-                yamlsource.child_path("spec.options", OPT_BRIDGE_NAME),
+                yamlsource.child_path("spec.options", options.BRIDGE_NAME),
                 f"bridge name {name!r} is already used by network {owner.spec.name} ({where})",
             )
 
 
 def _is_default_bridge(n: _Network) -> bool:
-    return n.spec.builtin and options.is_true(n.spec.options.get(OPT_DEFAULT_BRIDGE), False)
+    return n.spec.builtin and options.is_true(n.spec.options.get(options.DEFAULT_BRIDGE), False)
 
 
 def _check_attachments(c: _Container, networks: Mapping[str, _Network]) -> Iterator[Problem]:
@@ -393,7 +388,7 @@ def _bind_addresses(port: PortSpec, nets: list[_Network]) -> tuple[IPAddress, ..
     if port.host_ip:
         return (ipaddress.ip_address(port.host_ip),)
     gateway_net = next((n for n in nets if not n.spec.internal), None)
-    binding = gateway_net.spec.options.get(OPT_HOST_BINDING) if gateway_net else None
+    binding = gateway_net.spec.options.get(options.HOST_BINDING_IPV4) if gateway_net else None
     if binding and binding != "0.0.0.0":
         try:
             return (parse_ip(binding, version=4),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller import drivers, options
+from controller import drivers
 
 API_VERSION = "netctl/v1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,14 +15,7 @@ PREDEFINED = frozenset({"bridge", "host", "none"})
 KINDS = {"Network": "network.schema.json", "Container": "container.schema.json"}
 OTHER_SCHEMAS = {"HostConfig": "daemon.schema.json"}  # /etc/netctl/daemon.json
 
-OPT_BRIDGE_NAME = options.BRIDGE_NAME
-OPT_DEFAULT_BRIDGE = options.DEFAULT_BRIDGE
-OPT_ICC = options.ICC
-OPT_MASQUERADE = options.MASQUERADE
-OPT_HOST_BINDING = options.HOST_BINDING_IPV4
-OPT_MTU = options.MTU
 IPV6_MIN_MTU = 1280  # RFC 8200; the kernel turns IPv6 off on a link with less
-_BOOL_WORDS = options.BOOL_WORDS
 
 
 def _exclusive(driver: str) -> bool:

@@ -14,20 +14,16 @@ def rules() -> list[Resource]:
     return backend.current().observe()
 
 
-def sysctls(names: Collection[str]) -> list[Resource]:
+def sysctls(wanted: Collection[str]) -> list[Resource]:
     """Only the sysctls the target sets: others are the host's, never ours to report."""
     out = []
-    for name in names:
+    for name in wanted:
         try:
-            with open(proc_path(name), encoding="ascii") as f:
+            with open(names.sysctl_path(name), encoding="ascii") as f:
                 out.append(render.sysctl(name, f.read().strip(), parent=_parent(name)))
         except FileNotFoundError:
             continue  # e.g. the bridge of a per-bridge sysctl does not exist yet
     return out
-
-
-def proc_path(name: str) -> str:
-    return names.sysctl_path(name)
 
 
 def _parent(name: str) -> str | None:
