@@ -41,8 +41,9 @@ def test_containers_of_an_overlay_network_resolve_each_other_across_hosts(cluste
     # d2 was applied after d1: its own apply already knows d1.
     assert resolves(cluster, 1, "d2", "d1") == d1
     assert resolves(cluster, 1, "d2", "d1.dn1") == d1
-    # d1's host learns about d2 through its agent (the etcd watch).
-    wait_until(lambda: resolves(cluster, 0, "d1", "d2") == d2, timeout=3.0,
+    # d1's host learns about d2 through its agent (the etcd watch). Correctness only: the
+    # latency is measured by benchmarks/overlay_bench.py; a loaded CI machine took over 3 s.
+    wait_until(lambda: resolves(cluster, 0, "d1", "d2") == d2, timeout=10.0,
                explain=lambda: f"d1 resolves d2 as {resolves(cluster, 0, 'd1', 'd2')}, not {d2}")
     assert resolves(cluster, 0, "d1", "d2.dn1") == d2
     # Isolation: e2 is on dn2 only, which d1 and d2 are not on.
