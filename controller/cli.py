@@ -17,7 +17,7 @@ from controller.cluster import command as overlay_command
 from controller.daemon import command as daemon_command
 from controller.dns import command as dns_command
 from controller.errors import ManifestError, NetctlError, NotFoundError, UserError
-from controller.model import Action, Document, Plan, Source
+from controller.model import Action, Attachment, Document, Plan, Source
 
 DEFAULT_STATE_DIR = "/var/lib/netctl"
 
@@ -331,7 +331,7 @@ def cmd_network_rm(args: argparse.Namespace) -> int:
 
 
 def _edit_container(
-    args: argparse.Namespace, name: str, change: Callable[[dict[str, Any]], None]
+    args: argparse.Namespace, name: str, change: Callable[[Document, dict[str, Any]], None]
 ) -> None:
     def edit(docs: list[Document]) -> list[Document]:
         out = []
@@ -339,7 +339,7 @@ def _edit_container(
         for d in docs:
             if d.kind == "Container" and d.name == name:
                 body = json.loads(json.dumps(d.body))
-                change(body)
+                change(d, body)
                 found = True
                 d = Document(d.kind, d.name, body, d.source)
             out.append(d)
@@ -351,41 +351,30 @@ def _edit_container(
         s.edit(edit)
 
 
-def _attachments(body: dict[str, Any]) -> list[Any]:
-    spec = body.setdefault("spec", {})
-    nets: list[Any] = spec.setdefault("networks", ["bridge"])
-    return nets
-
-
-def _net_name(att: Any) -> str:
-    return att if isinstance(att, str) else str(att.get("name"))
+def _set_attachments(body: dict[str, Any], attachments: tuple[Attachment, ...]) -> None:
+    body.setdefault("spec", {})["networks"] = load.attachment_items(attachments)
 
 
 def cmd_network_connect(args: argparse.Namespace) -> int:
-    def change(body: dict[str, Any]) -> None:
-        nets = _attachments(body)
-        if any(_net_name(a) == args.network for a in nets):
+    def change(doc: Document, body: dict[str, Any]) -> None:
+        nets = load.container_spec(doc).networks
+        if any(a.network == args.network for a in nets):
             raise UserError(f"container {args.container} is already attached to network {args.network}")
-        att: dict[str, Any] = {"name": args.network}
-        if args.ipv4:
-            att["ipv4Address"] = args.ipv4
-        if args.ipv6:
-            att["ipv6Address"] = args.ipv6
-        if args.alias:
-            att["aliases"] = args.alias
-        nets.append(att)
+        added = Attachment(args.network, ipv4_address=args.ipv4, ipv6_address=args.ipv6,
+                           aliases=tuple(args.alias or ()))
+        _set_attachments(body, (*nets, added))
 
     _edit_container(args, args.container, change)
     return 0
 
 
 def cmd_network_disconnect(args: argparse.Namespace) -> int:
-    def change(body: dict[str, Any]) -> None:
-        nets = _attachments(body)
-        kept = [a for a in nets if _net_name(a) != args.network]
+    def change(doc: Document, body: dict[str, Any]) -> None:
+        nets = load.container_spec(doc).networks
+        kept = tuple(a for a in nets if a.network != args.network)
         if len(kept) == len(nets):
             raise UserError(f"container {args.container} is not connected to network {args.network}")
-        body["spec"]["networks"] = kept or ["none"]
+        _set_attachments(body, kept or (Attachment("none"),))
 
     _edit_container(args, args.container, change)
     return 0

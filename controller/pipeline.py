@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from controller import observe
+from controller import load, observe
 from controller.blame import blamed
 from controller.desired import desired_resources
 from controller.dns.hook import DnsHook
@@ -280,8 +280,7 @@ def _refuse_networks_in_use(
     for doc in remaining:
         if doc.kind != "Container":
             continue
-        for att in doc.body.get("spec", {}).get("networks", ["bridge"]):
-            net = att if isinstance(att, str) else att.get("name")
+        for net in (a.network for a in load.container_spec(doc).networks):
             if net in doomed:
                 net_id = ids.get(("network", net), "")
                 raise ConflictError(

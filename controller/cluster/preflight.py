@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from controller import options
+from controller import load
 from controller.cluster import ipam
 from controller.cluster.config import ClusterConfig
 from controller.cluster.etcd import Etcd, EtcdError
@@ -25,7 +25,7 @@ from controller.cluster.state import Snapshot
 from controller.cluster.underlay import check_mtu, resolve_advertise, underlay_of
 from controller.errors import UserError
 from controller.kernel.netns import Sockets
-from controller.model import NetworkSpec
+from controller.model import Document, Source
 
 log = structlog.get_logger("netctl.preflight")
 
@@ -64,8 +64,7 @@ def run(config: ClusterConfig, sockets: Sockets, timeout: float = 2.0) -> list[C
 def mtu_checks(snap: Snapshot, host: str, underlay: tuple[str, int]) -> list[Check]:
     out = []
     for name, record in sorted(snap.networks.items()):
-        given = dict(record.body.get("spec", {}).get("options", {}) or {})
-        n = NetworkSpec(name, "overlay", options={k: str(v) for k, v in given.items() if k == options.MTU})
+        n = load.network_spec(Document("Network", name, record.body, Source(f"etcd:{name}")))
         try:
             check_mtu(n, host, underlay)
             out.append(Check("mtu", name, True, f"fits {underlay[0]}'s MTU {underlay[1]}"))

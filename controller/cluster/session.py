@@ -27,7 +27,7 @@ from dataclasses import replace
 
 import structlog
 
-from controller import drivers, names
+from controller import drivers, load, names
 from controller import ipam as local_ipam
 from controller.cluster import ipam, keys
 from controller.cluster.config import ClusterConfig
@@ -59,7 +59,7 @@ CLUSTER_ORIGIN = "cluster"  # the origin recorded for documents that came from t
 
 
 def is_overlay(doc: Document) -> bool:
-    return doc.kind == "Network" and drivers.is_global(doc.body.get("spec", {}).get("driver") or "bridge")
+    return doc.kind == "Network" and drivers.is_global(load.network_spec(doc).driver)
 
 
 def cluster_dir(state_dir: str) -> str:
@@ -211,10 +211,10 @@ class ClusterSession(Hook):
         (its document is netctl's own, marked as coming from the cluster layer)."""
         if any(d.kind == "Network" and d.name == overlay.GATEWAY_BRIDGE for d in documents):
             return documents
-        exits = {d.name for d in documents if is_overlay(d) and not d.body.get("spec", {}).get("internal")}
+        exits = {d.name for d in documents if is_overlay(d) and not load.network_spec(d).internal}
         for d in documents:
-            attached = d.body.get("spec", {}).get("networks", []) if d.kind == "Container" else []
-            if any((a if isinstance(a, str) else a.get("name")) in exits for a in attached):
+            attached = load.container_spec(d).networks if d.kind == "Container" else ()
+            if any(a.network in exits for a in attached):
                 self.cluster_keys.add(("Network", overlay.GATEWAY_BRIDGE))
                 gateway = Document("Network", overlay.GATEWAY_BRIDGE, overlay.gateway_bridge_body(),
                                    Source("netctl:overlay"))

@@ -3,6 +3,8 @@
     parse_paths / parse_text   YAML -> Documents, each checked against schemas/*.json
                                (plus the micro-syntax of ports, addresses and links)
     load_builtin               the pre-defined networks shipped in manifests/
+    network_spec / container_spec   one valid Document -> its typed spec: after load nothing
+                               else reads a body (attachment_items writes attachments back)
     build_spec                 Documents -> Spec, then the checks that need every document
                                (names, subnets, addresses, links, published ports)
 
@@ -17,7 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.load.build import _accepted_networks, _Container, _container, _network
+from controller.load.build import (
+    _accepted_networks,
+    _Container,
+    _container,
+    _network,
+    attachment_items,
+    container_spec,
+    network_spec,
+)
 from controller.load.checks import _check_all
 from controller.load.common import (
     API_VERSION,
@@ -78,7 +88,8 @@ def build_spec(documents: Sequence[Document], builtin: Sequence[Document]) -> Sp
 
 __all__ = [
     "API_VERSION", "BUILTIN_FILE", "KINDS", "MANIFEST_DIR", "OTHER_SCHEMAS", "PREDEFINED", "SCHEMA_DIR",
-    "build_spec", "load_builtin", "parse_config", "parse_domain_name", "parse_exposed", "parse_extra_host",
-    "parse_interface", "parse_ip", "parse_link", "parse_paths", "parse_port_mapping", "parse_port_range",
-    "parse_protocol", "parse_subnet", "parse_text", "problem_at", "validate_document",
+    "attachment_items", "build_spec", "container_spec", "load_builtin", "network_spec", "parse_config",
+    "parse_domain_name", "parse_exposed", "parse_extra_host", "parse_interface", "parse_ip", "parse_link",
+    "parse_paths", "parse_port_mapping", "parse_port_range", "parse_protocol", "parse_subnet", "parse_text",
+    "problem_at", "validate_document",
 ]

@@ -59,6 +59,33 @@ def _option_text(value: object) -> str:
     return str(value)
 
 
+def network_spec(doc: Document, builtin: bool = False) -> NetworkSpec:
+    """The typed spec of one valid Network document: the only reader of a network's body."""
+    return _network(doc, builtin).spec
+
+
+def container_spec(doc: Document) -> ContainerSpec:
+    """The typed spec of one valid Container document: the only reader of a container's body
+    (so "an attachment is a name or {name: ...}, default [bridge]" is said once, here)."""
+    return _container(doc).spec
+
+
+def attachment_items(attachments: tuple[Attachment, ...]) -> list[str | dict[str, Any]]:
+    """Attachments written back as manifest items (the inverse of _attachment), for the
+    imperative commands that change a stored container's networks."""
+    out: list[str | dict[str, Any]] = []
+    for a in attachments:
+        item: dict[str, Any] = {"name": a.network}
+        if a.ipv4_address:
+            item["ipv4Address"] = a.ipv4_address
+        if a.ipv6_address:
+            item["ipv6Address"] = a.ipv6_address
+        if a.aliases:
+            item["aliases"] = list(a.aliases)
+        out.append(item if len(item) > 1 else a.network)
+    return out
+
+
 def _network(doc: Document, builtin: bool) -> _Network:
     spec = _spec_body(doc)
     ipam = spec.get("ipam") or {}
