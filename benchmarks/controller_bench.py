@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import percentile
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYTHON = sys.executable
@@ -122,11 +124,6 @@ class Controller:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def summary(values: list[float]) -> dict[str, float]:

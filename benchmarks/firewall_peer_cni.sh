@@ -18,8 +18,8 @@
 #
 # ONLY run this inside a throwaway sandbox (benchmarks/firewall_run.py does).
 set -eu
+. "${0%/*}/peer_lib.sh"  # no dirname process: the task counts are part of the result
 
-cmd=${1:?usage: firewall_peer_cni.sh setup N | add FIRST [LAST] | teardown N}
 export CNI_PATH=${CNI_PATH:-/usr/lib/cni}
 CONF=${CNI_CONF_DIR:-/run/fwbench/cni}
 [[ -d $CONF ]] || mkdir -p "$CONF"
@@ -33,59 +33,34 @@ portmap_conf() {  # $1 = I, $2 = prevResult JSON (or empty)
         $((10000 + $1)) "${2:+,\"prevResult\":$2}"
 }
 
-hosts_file() {  # $1 = address, $2 = name
-    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
-    printf 'fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n'
-    printf '%s\t%s\n' "$1" "$2"
+add_one() {  # $1 = I
+    local ns=c$1 result line addr=
+    ip netns add "$ns"
+    export CNI_CONTAINERID=bench-$ns CNI_NETNS=/run/netns/$ns CNI_COMMAND=ADD
+    printf '%s\n' "$LOOPBACK" > "$CONF/$ns-lo.json"
+    CNI_IFNAME=lo "$CNI_PATH/loopback" < "$CONF/$ns-lo.json" > /dev/null
+    printf '%s\n' "$BRIDGE_CONF" > "$CONF/$ns-bridge.json"
+    "$CNI_PATH/bridge" < "$CONF/$ns-bridge.json" > "$CONF/$ns-result.json"
+    # the result, without a helper process: read -d '' stops at EOF (status 1)
+    IFS= read -r -d '' result < "$CONF/$ns-result.json" || true
+    portmap_conf "$1" "$result" > "$CONF/$ns-portmap.json"
+    "$CNI_PATH/portmap" < "$CONF/$ns-portmap.json" > /dev/null
+    while IFS= read -r line; do  # "address": "172.17.0.2/16",
+        if [[ $line == *'"address"'* ]]; then addr=${line#*: \"}; addr=${addr%%/*}; break; fi
+    done < "$CONF/$ns-result.json"
+    etc_files "$addr" "$ns"
 }
 
-add() {  # $1 = first, $2 = last
-    local i ns result line addr
-    for ((i = $1; i <= $2; i++)); do
-        ns=c$i
-        ip netns add "$ns"
-        export CNI_CONTAINERID=bench-$ns CNI_NETNS=/run/netns/$ns CNI_COMMAND=ADD
-        printf '%s\n' "$LOOPBACK" > "$CONF/$ns-lo.json"
-        CNI_IFNAME=lo "$CNI_PATH/loopback" < "$CONF/$ns-lo.json" > /dev/null
-        printf '%s\n' "$BRIDGE_CONF" > "$CONF/$ns-bridge.json"
-        "$CNI_PATH/bridge" < "$CONF/$ns-bridge.json" > "$CONF/$ns-result.json"
-        # the result, without a helper process: read -d '' stops at EOF (status 1)
-        IFS= read -r -d '' result < "$CONF/$ns-result.json" || true
-        portmap_conf "$i" "$result" > "$CONF/$ns-portmap.json"
-        "$CNI_PATH/portmap" < "$CONF/$ns-portmap.json" > /dev/null
-        addr=
-        while IFS= read -r line; do  # "address": "172.17.0.2/16",
-            if [[ $line == *'"address"'* ]]; then addr=${line#*: \"}; addr=${addr%%/*}; break; fi
-        done < "$CONF/$ns-result.json"
-        mkdir -p "/etc/netns/$ns"
-        hosts_file "$addr" "$ns" > "/etc/netns/$ns/hosts"
-        printf 'nameserver 127.0.0.11\noptions ndots:0\n' > "/etc/netns/$ns/resolv.conf"
-    done
+remove_one() {  # $1 = I: DEL in reverse order, with the same configuration
+    local ns=c$1 result
+    export CNI_CONTAINERID=bench-$ns CNI_NETNS=/run/netns/$ns CNI_COMMAND=DEL
+    IFS= read -r -d '' result < "$CONF/$ns-result.json" || true
+    portmap_conf "$1" "$result" > "$CONF/$ns-portmap.json"
+    "$CNI_PATH/portmap" < "$CONF/$ns-portmap.json" > /dev/null
+    "$CNI_PATH/bridge" < "$CONF/$ns-bridge.json" > /dev/null
+    CNI_IFNAME=lo "$CNI_PATH/loopback" < "$CONF/$ns-lo.json" > /dev/null
+    ip netns del "$ns"
+    rm -rf "/etc/netns/$ns" "$CONF/$ns-"*.json
 }
 
-case "$cmd" in
-setup)
-    add 1 "${2:?N}"
-    ;;
-add)
-    add "${2:?FIRST}" "${3:-$2}"
-    ;;
-teardown)
-    n=${2:?N}
-    for ((i = 1; i <= n; i++)); do
-        ns=c$i
-        export CNI_CONTAINERID=bench-$ns CNI_NETNS=/run/netns/$ns CNI_COMMAND=DEL
-        IFS= read -r -d '' result < "$CONF/$ns-result.json" || true
-        portmap_conf "$i" "$result" > "$CONF/$ns-portmap.json"
-        "$CNI_PATH/portmap" < "$CONF/$ns-portmap.json" > /dev/null
-        "$CNI_PATH/bridge" < "$CONF/$ns-bridge.json" > /dev/null
-        CNI_IFNAME=lo "$CNI_PATH/loopback" < "$CONF/$ns-lo.json" > /dev/null
-        ip netns del "$ns"
-        rm -rf "/etc/netns/$ns" "$CONF/$ns-"*.json
-    done
-    ;;
-*)
-    echo "usage: firewall_peer_cni.sh setup N | add FIRST [LAST] | teardown N" >&2
-    exit 2
-    ;;
-esac
+peer_main "usage: firewall_peer_cni.sh setup N | add FIRST [LAST] | teardown N" "$@"

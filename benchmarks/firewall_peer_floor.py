@@ -21,37 +21,22 @@ ONLY run this inside a throwaway sandbox (benchmarks/firewall_run.py does).
 
 from __future__ import annotations
 
-import ctypes
-import os
-import resource
-import shutil
 import subprocess
 import sys
 
+from peer_floor import BRIDGE, add_containers, make_bridge, names, remove_containers
 from pyroute2 import IPRoute
 
-CLONE_NEWNET = 0x40000000
-MS_BIND = 4096
-MNT_DETACH = 2
-NETNS_DIR = "/run/netns"
-ETC_NETNS = "/etc/netns"
-BRIDGE = "br0"
-GATEWAY = "172.17.0.1"
 SUBNET = "172.17.0.0/16"
-GROUP = 4242  # interface group used to delete all veths with one request
 IN = f"BENCH-IN-{BRIDGE}"
 DNAT = f"BENCH-DNAT-{BRIDGE}"
 
-libc = ctypes.CDLL(None, use_errno=True)
-
-HOSTS_HEAD = (
-    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-)
-RESOLV = "nameserver 127.0.0.11\noptions ndots:0\n"
-
 BASE = {
-    "raw": [":BENCH-RAW - [0:0]", "-I PREROUTING 1 -j BENCH-RAW"],
+    "raw": [  # the first: loopback addresses never arrive from the bridge (route_localnet is on)
+        ":BENCH-RAW - [0:0]",
+        f"-A BENCH-RAW -d 127.0.0.0/8 -i {BRIDGE} -j DROP",
+        "-I PREROUTING 1 -j BENCH-RAW",
+    ],
     "nat": [
         ":BENCH - [0:0]",
         f":{DNAT} - [0:0]",
@@ -84,22 +69,6 @@ BASE = {
 }
 
 
-def check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def names(i: int) -> tuple[str, str, str, str]:
-    h = i + 1  # c1 -> 172.17.0.2
-    return (
-        f"c{i}",
-        f"veth{0x5EED0000 + i:08x}",
-        f"172.17.{h >> 8}.{h & 255}",
-        f"02:42:ac:11:{h >> 8:02x}:{h & 255:02x}",
-    )
-
-
 def container_rules(i: int, op: str) -> dict[str, list[str]]:
     """The four rules of container i, as `-A` or `-D` lines per table."""
     _, _, addr, _ = names(i)
@@ -127,10 +96,7 @@ def restore(tables: dict[str, list[str]]) -> None:
 
 
 def base(ipr: IPRoute) -> int:
-    ipr.link("add", ifname=BRIDGE, kind="bridge")
-    br: int = ipr.link_lookup(ifname=BRIDGE)[0]
-    ipr.addr("add", index=br, address=GATEWAY, prefixlen=16)
-    ipr.link("set", index=br, state="up")
+    br = make_bridge(ipr)
     for name in ("net/ipv4/ip_forward", f"net/ipv4/conf/{BRIDGE}/route_localnet"):
         with open(f"/proc/sys/{name}", "w") as f:
             f.write("1")
@@ -139,53 +105,9 @@ def base(ipr: IPRoute) -> int:
 
 def add(ipr: IPRoute, br: int, first: int, last: int) -> dict[str, list[str]]:
     """Containers first..last; returns their rules (the caller restores them)."""
-    count = last - first + 1
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 8 * count + 64:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * count + 64), hard))
-    os.makedirs(NETNS_DIR, exist_ok=True)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    # Phase 1: namespaces (created in-process), lo up.
-    inside: dict[int, tuple[IPRoute, int]] = {}
-    for i in range(first, last + 1):
-        path = f"{NETNS_DIR}/c{i}"
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
-        check(libc.unshare(CLONE_NEWNET), "unshare")
-        check(libc.mount(b"/proc/thread-self/ns/net", path.encode(), None, MS_BIND, None), "mount")
-        nsfd = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        nsr = IPRoute()  # this socket lives in the new namespace
-        check(libc.setns(home, CLONE_NEWNET), "setns")
-        nsr.link("set", index=1, state="up")
-        inside[i] = (nsr, nsfd)
-    os.close(home)
-    # Phase 2: veth pairs, the peer created in its namespace, on the bridge, up.
-    for i in range(first, last + 1):
-        _, veth, _, mac = names(i)
-        nsr, nsfd = inside[i]
-        ipr.link(
-            "add",
-            ifname=veth,
-            kind="veth",
-            master=br,
-            state="up",
-            peer={"ifname": "eth0", "net_ns_fd": nsfd, "address": mac, "mtu": 1500},
-        )
-        os.close(nsfd)
-    # Phase 3: address, eth0 up, default route (through the in-namespace socket); files.
+    add_containers(ipr, br, first, last)
     rules: dict[str, list[str]] = {"raw": [], "nat": [], "filter": []}
     for i in range(first, last + 1):
-        ns, _, addr, _ = names(i)
-        nsr, _ = inside.pop(i)
-        eth0 = nsr.link_lookup(ifname="eth0")[0]
-        nsr.addr("add", index=eth0, address=addr, prefixlen=16)
-        nsr.link("set", index=eth0, state="up")
-        nsr.route("add", dst="0.0.0.0/0", gateway=GATEWAY)
-        nsr.close()
-        os.makedirs(f"{ETC_NETNS}/{ns}", exist_ok=True)
-        with open(f"{ETC_NETNS}/{ns}/hosts", "w") as f:
-            f.write(f"{HOSTS_HEAD}{addr}\t{ns}\n")
-        with open(f"{ETC_NETNS}/{ns}/resolv.conf", "w") as f:
-            f.write(RESOLV)
         for table, lines in container_rules(i, "-A").items():
             rules[table].extend(lines)
     return rules
@@ -211,19 +133,7 @@ def teardown(n: int) -> None:
         for table, lines in container_rules(i, "-D").items():
             rules[table].extend(lines)
     restore(rules)
-    with IPRoute() as ipr:
-        wanted = {names(i)[1] for i in range(1, n + 1)}
-        veths = [link["index"] for link in ipr.get_links() if link.get("ifname") in wanted]
-        for index in veths:
-            ipr.link("set", index=index, group=GROUP)
-        if veths:
-            ipr.link("del", group=GROUP)
-    for i in range(1, n + 1):
-        ns = f"c{i}"
-        path = f"{NETNS_DIR}/{ns}"
-        check(libc.umount2(path.encode(), MNT_DETACH), "umount2")
-        os.unlink(path)
-        shutil.rmtree(f"{ETC_NETNS}/{ns}", ignore_errors=True)
+    remove_containers(n)
 
 
 def main(argv: list[str]) -> int:

@@ -20,8 +20,8 @@
 #
 # ONLY run this inside a throwaway sandbox (benchmarks/firewall_run.py does).
 set -eu
+. "${0%/*}/peer_lib.sh"  # no dirname process: the task counts are part of the result
 
-cmd=${1:?usage: firewall_peer_netavark.sh setup N | add FIRST [LAST] | teardown N}
 NETAVARK=${NETAVARK:-/usr/lib/podman/netavark}
 CONF=${NETAVARK_CONF_DIR:-/run/fwbench/netavark}
 [[ -d $CONF ]] || mkdir -p "$CONF"
@@ -38,45 +38,19 @@ options() {  # $1 = I, $2 = address
     printf '"internal":false,"dns_enabled":false,"ipam_options":{"driver":"host-local"}}}}\n'
 }
 
-hosts_file() {  # $1 = address, $2 = name
-    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
-    printf 'fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n'
-    printf '%s\t%s\n' "$1" "$2"
+add_one() {  # $1 = I
+    names "$1"
+    ip netns add "$ns"
+    options "$1" "$addr" > "$CONF/$ns.json"
+    "$NETAVARK" --config "$CONF" setup "/run/netns/$ns" < "$CONF/$ns.json" > /dev/null
+    etc_files "$addr" "$ns"
 }
 
-add() {  # $1 = first, $2 = last
-    local i ns h addr
-    for ((i = $1; i <= $2; i++)); do
-        ns=c$i
-        h=$((i + 1))                                   # c1 -> 172.17.0.2
-        addr=172.17.$((h >> 8)).$((h & 255))
-        ip netns add "$ns"
-        options "$i" "$addr" > "$CONF/$ns.json"
-        "$NETAVARK" --config "$CONF" setup "/run/netns/$ns" < "$CONF/$ns.json" > /dev/null
-        mkdir -p "/etc/netns/$ns"
-        hosts_file "$addr" "$ns" > "/etc/netns/$ns/hosts"
-        printf 'nameserver 127.0.0.11\noptions ndots:0\n' > "/etc/netns/$ns/resolv.conf"
-    done
+remove_one() {  # $1 = I
+    local ns=c$1
+    "$NETAVARK" --config "$CONF" teardown "/run/netns/$ns" < "$CONF/$ns.json" > /dev/null
+    ip netns del "$ns"
+    rm -rf "/etc/netns/$ns" "$CONF/$ns.json"
 }
 
-case "$cmd" in
-setup)
-    add 1 "${2:?N}"
-    ;;
-add)
-    add "${2:?FIRST}" "${3:-$2}"
-    ;;
-teardown)
-    n=${2:?N}
-    for ((i = 1; i <= n; i++)); do
-        ns=c$i
-        "$NETAVARK" --config "$CONF" teardown "/run/netns/$ns" < "$CONF/$ns.json" > /dev/null
-        ip netns del "$ns"
-        rm -rf "/etc/netns/$ns" "$CONF/$ns.json"
-    done
-    ;;
-*)
-    echo "usage: firewall_peer_netavark.sh setup N | add FIRST [LAST] | teardown N" >&2
-    exit 2
-    ;;
-esac
+peer_main "usage: firewall_peer_netavark.sh setup N | add FIRST [LAST] | teardown N" "$@"

@@ -18,28 +18,10 @@
 #
 # ONLY run this inside a throwaway sandbox (benchmarks/firewall_run.py does).
 set -eu
-
-cmd=${1:?usage: firewall_peer_shell.sh setup N | add FIRST [LAST] | teardown N}
-BRIDGE=br0
-GATEWAY=172.17.0.1
+. "${0%/*}/peer_lib.sh"  # no dirname process: the task counts are part of the result
 SUBNET=172.17.0.0/16
 IN=BENCH-IN-$BRIDGE
 DNAT=BENCH-DNAT-$BRIDGE
-
-hosts_file() {  # $1 = address, $2 = name
-    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
-    printf 'fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n'
-    printf '%s\t%s\n' "$1" "$2"
-}
-
-names() {  # $1 = I -> ns, addr, mac, veth, port
-    local h=$(($1 + 1))                                # c1 -> 172.17.0.2
-    ns=c$1
-    addr=172.17.$((h >> 8)).$((h & 255))
-    printf -v mac '02:42:ac:11:%02x:%02x' $((h >> 8)) $((h & 255))
-    printf -v veth 'veth%08x' $((0x5eed0000 + $1))
-    port=$((10000 + $1))
-}
 
 rules() {  # $1 = -A | -D: the container's four rules
     iptables -t nat "$1" "$DNAT" -p tcp -m tcp --dport "$port" -j DNAT --to-destination "$addr:80"
@@ -50,9 +32,7 @@ rules() {  # $1 = -A | -D: the container's four rules
 }
 
 base() {
-    ip link add "$BRIDGE" type bridge
-    ip addr add "$GATEWAY/16" dev "$BRIDGE"
-    ip link set "$BRIDGE" up
+    ip_bridge
     echo 1 > /proc/sys/net/ipv4/ip_forward
     echo 1 > "/proc/sys/net/ipv4/conf/$BRIDGE/route_localnet"
     for chain in BENCH-FORWARD "$IN" BENCH-ISOLATION-STAGE-1 BENCH-ISOLATION-STAGE-2 BENCH-USER; do
@@ -79,49 +59,22 @@ base() {
     iptables -t nat -I OUTPUT 1 -m addrtype --dst-type LOCAL -j BENCH
     iptables -t nat -I POSTROUTING 1 -j BENCH-POSTROUTING
     iptables -t raw -N BENCH-RAW
+    iptables -t raw -A BENCH-RAW -d 127.0.0.0/8 -i "$BRIDGE" -j DROP  # route_localnet is on
     iptables -t raw -I PREROUTING 1 -j BENCH-RAW
 }
 
-add() {  # $1 = first, $2 = last
-    for ((i = $1; i <= $2; i++)); do
-        names "$i"
-        ip netns add "$ns"
-        ip netns exec "$ns" ip link set lo up
-        ip link add "$veth" type veth peer name eth0 netns "$ns"
-        ip link set "$veth" master "$BRIDGE"
-        ip link set "$veth" up
-        ip netns exec "$ns" ip link set eth0 address "$mac" mtu 1500
-        ip netns exec "$ns" ip addr add "$addr/16" dev eth0
-        ip netns exec "$ns" ip link set eth0 up
-        ip netns exec "$ns" ip route add default via "$GATEWAY"
-        mkdir -p "/etc/netns/$ns"
-        hosts_file "$addr" "$ns" > "/etc/netns/$ns/hosts"
-        printf 'nameserver 127.0.0.11\noptions ndots:0\n' > "/etc/netns/$ns/resolv.conf"
-        rules -A
-    done
+add_one() {  # $1 = I
+    names "$1"
+    ip_container
+    rules -A
 }
 
-case "$cmd" in
-setup)
-    n=${2:?N}
-    base
-    add 1 "$n"
-    ;;
-add)
-    add "${2:?FIRST}" "${3:-$2}"
-    ;;
-teardown)
-    n=${2:?N}
-    for ((i = 1; i <= n; i++)); do
-        names "$i"
-        rules -D
-        ip link del "$veth"
-        ip netns del "$ns"
-        rm -rf "/etc/netns/$ns"
-    done
-    ;;
-*)
-    echo "usage: firewall_peer_shell.sh setup N | add FIRST [LAST] | teardown N" >&2
-    exit 2
-    ;;
-esac
+remove_one() {  # $1 = I
+    names "$1"
+    rules -D
+    ip link del "$veth"
+    ip netns del "$ns"
+    rm -rf "/etc/netns/$ns"
+}
+
+peer_main "usage: firewall_peer_shell.sh setup N | add FIRST [LAST] | teardown N" "$@"

@@ -34,8 +34,8 @@ Per run and tool, three throwaway sandboxes:
             netavark): how many of each are exec'd, and which tables each iptables-restore
             input touches. Not timed (the shims cost ~2 ms per exec).
 
-Every sandbox is a fresh net+mount+uts+pid namespace (`unshare ... --propagation private`, as
-benchmarks/run.py does): this script re-executes itself inside, refuses to go on unless the
+Every sandbox is a fresh net+mount+uts+pid namespace (`netctl sandbox`, see
+benchmarks/harness.py): this script re-executes itself inside, refuses to go on unless the
 network namespace is new and empty, then mounts tmpfs on /run (so /run/netns, /run/netctl,
 /run/containers, xtables' lock, ...), /tmp, /var/lib (so /var/lib/cni, /var/lib/netctl) and
 /etc/netns, plus a fresh sysfs. The machine's own network namespace, firewall and sysctls are
@@ -50,11 +50,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ctypes
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -64,18 +62,36 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-PYTHON = sys.executable
-VENV_BIN = Path(PYTHON).parent
-NETCTL = str(VENV_BIN / "netctl") if (VENV_BIN / "netctl").exists() else shutil.which("netctl") or "netctl"
+from harness import (
+    HERE,
+    NETCTL,
+    PYTHON,
+    ROOT,
+    STATE_DIR,
+    fmt_ms,
+    fmt_s,
+    fmt_x,
+    markdown,
+    median,
+    plain,
+    ratio,
+    report,
+    require_sandbox,
+    sandbox_argv,
+    sandboxed,
+    source_digest,
+    targets_text,
+    timed,
+    version,
+)
+from harness import machine as machine_line
+
 NETAVARK = "/usr/lib/podman/netavark"
 CNI_DIR = "/usr/lib/cni"
 CNI_PLUGINS = ("loopback", "bridge", "host-local", "portmap")
 
 TOOLS = ("floor", "netctl", "shell", "cni", "netavark")
 BRIDGE = {"netctl": "netctl0"}  # the peers: br0
-STATE_DIR = "/run/netctl/state"
 WORK = "/run/fwbench"
 SHIM_DIR = f"{WORK}/shim"
 SHIM_CNI = f"{WORK}/shim-cni"
@@ -111,38 +127,15 @@ def big_label(n: int) -> str:
 # ------------------------------------------------------------------------------------ sandbox
 
 
-def _mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode() if data else None):
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {target}: {os.strerror(err)}")
-
-
 def enter_sandbox(host_netns: str) -> None:
-    """Called as PID 1 of a fresh net+mount+pid namespace: make it a clean sandbox host."""
-    if os.readlink("/proc/self/ns/net") == host_netns:
-        sys.exit("refusing to run: not inside a new network namespace")
-    if os.getpid() != 1:
-        sys.exit("refusing to run: not PID 1 of a new PID namespace")
-    for folder in ("/run", "/tmp", "/var/lib", "/etc/netns"):
-        _mount("tmpfs", folder, "tmpfs", 0, "mode=0755")
-    _mount("sysfs", "/sys", "sysfs")
-    links = os.listdir("/sys/class/net")
-    if links != ["lo"]:
-        sys.exit(f"refusing to run: sandbox network namespace is not empty: {links}")
-    for folder in (
-        "/run/netns",
-        STATE_DIR,
-        "/var/lib/netctl",
-        "/var/lib/cni",
-        "/run/containers",
-        f"{WORK}/work",
-        SHIM_DIR,
-        SHIM_CNI,
-    ):
-        os.makedirs(folder, exist_ok=True)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    os.environ.update(NETCTL_SANDBOX="1", NETCTL_STATE_DIR=STATE_DIR, TMPDIR="/tmp")
+    """Inside: private /run, /tmp, /var/lib and /etc/netns too (the peers keep state there)."""
+    require_sandbox(
+        host_netns,
+        tmpfs=("/run", "/tmp", "/var/lib", "/etc/netns"),
+        folders=("/run/netns", "/var/lib/netctl", "/var/lib/cni", "/run/containers",
+                 f"{WORK}/work", SHIM_DIR, SHIM_CNI),
+    )
+    os.environ["TMPDIR"] = "/tmp"
     snapshot = os.environ.get("FWBENCH_SNAPSHOT")
     if snapshot:  # the driver's copy of netctl's sources (see make_snapshot)
         os.environ["PYTHONPATH"] = snapshot
@@ -202,27 +195,6 @@ def read_shim_log() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ inside
-
-
-def last_pid() -> int:
-    with open("/proc/sys/kernel/ns_last_pid") as f:
-        return int(f.read())
-
-
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int | None, str]:
-    """Run argv; (seconds, tasks created, output). Fails loudly on a non-zero exit."""
-    before = last_pid()
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env
-    )
-    elapsed = time.perf_counter() - t0
-    after = last_pid()
-    tasks = after - before if after >= before else None  # wrapped around pid_max
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.splitlines()[-30:])
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{tail}")
-    return elapsed, tasks, proc.stdout
 
 
 def container_doc(i: int) -> str:
@@ -408,7 +380,7 @@ def inside(args: argparse.Namespace) -> int:
         result = trial(tool, args.n)
     except Exception as exc:  # report to the driver, which prints it
         result = {"kind": args.kind, "tool": args.tool, "n": args.n, "error": str(exc)}
-    print("RESULT " + json.dumps(result), flush=True)
+    report(result)
     return 0
 
 
@@ -458,34 +430,6 @@ def inside_profile(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ driver
 
 
-def sandbox_argv(extra: list[str]) -> list[str]:
-    """This script again, inside a throwaway sandbox (own net, mount, UTS and PID namespaces)."""
-    host_netns = os.readlink("/proc/self/ns/net")
-    return [
-        "unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
-        "--propagation", "private", "--",
-        PYTHON, str(Path(__file__).resolve()), "--host-netns", host_netns, *extra,
-    ]
-
-
-def sandboxed(extra: list[str], timeout: float) -> dict[str, Any]:
-    argv = sandbox_argv(extra)
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"sandbox timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            return result
-    return {"error": f"sandbox exited {proc.returncode}: {proc.stderr.strip()[-2000:]}"}
-
-
-def median(values: list[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
-
-
 def summarize(results: list[dict[str, Any]], tools: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for tool in tools:
@@ -531,22 +475,6 @@ def summarize(results: list[dict[str, Any]], tools: list[str]) -> dict[str, dict
         }
         out[tool] = s
     return out
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def fs(v: float | None, digits: int = 3) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
-
-
-def fx(v: float | None) -> str:
-    return "" if v is None else f"{v:.2f}×"
-
-
-def ms(v: float | None) -> str:
-    return "—" if v is None else f"{v * 1000:.0f}"
 
 
 def fn(v: float | None) -> str:
@@ -599,14 +527,14 @@ def tables_text(
         times.append(
             [
                 f"**{tool}**{flag}" if tool == "netctl" else tool + flag,
-                fs(s["setup"]),
-                fs(s["noop"]),
-                fs(s["teardown"]),
-                ms(s["add_small"]),
-                ms(s["add_big"]),
-                fx(ratio(s["add_big"], s["add_small"])),
-                fx(ratio(s["setup"], floor.get("setup"))) if tool != "floor" else "",
-                fx(ratio(netavark.get("setup"), s["setup"])) if tool != "netavark" else "",
+                fmt_s(s["setup"]),
+                fmt_s(s["noop"]),
+                fmt_s(s["teardown"]),
+                fmt_ms(s["add_small"]),
+                fmt_ms(s["add_big"]),
+                fmt_x(ratio(s["add_big"], s["add_small"])),
+                fmt_x(ratio(s["setup"], floor.get("setup"))) if tool != "floor" else "",
+                fmt_x(ratio(netavark.get("setup"), s["setup"])) if tool != "netavark" else "",
             ]
         )
     procs_h = [
@@ -693,14 +621,14 @@ def targets(summary: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, 
     if floor and floor["runs"]:
         r = ratio(net["setup"], floor["setup"])
         checks.append(
-            (f"N={n}: netctl setup ≤ 2× floor", fx(r) + per_run(net, floor), r is not None and r <= 2.0)
+            (f"N={n}: netctl setup ≤ 2× floor", fmt_x(r) + per_run(net, floor), r is not None and r <= 2.0)
         )
     if navk and navk["runs"]:
         r = ratio(navk["setup"], net["setup"])
         checks.append(
             (
                 f"N={n}: netctl setup ≥ 5× faster than netavark",
-                fx(r) + per_run(navk, net),
+                fmt_x(r) + per_run(navk, net),
                 r is not None and r >= 5.0,
             )
         )
@@ -735,26 +663,12 @@ def targets(summary: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, 
     checks.append(
         (
             f"add #{n + 1} costs about what add #2 did (≤ {MARGINAL_LIMIT}×)",
-            f"{ms(net['add_big'])} ms vs {ms(net['add_small'])} ms = {fx(r)} "
+            f"{fmt_ms(net['add_big'])} ms vs {fmt_ms(net['add_small'])} ms = {fmt_x(r)} "
             f"({'—' if delta is None else f'{delta * 1000:+.0f}'} ms)",
             r is not None and r <= MARGINAL_LIMIT,
         )
     )
     return checks
-
-
-def markdown(headers: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(c or " " for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def source_digest(root: Path = ROOT) -> str:
-    """Which netctl is measured: sha256 over controller/**/*.py."""
-    digest = hashlib.sha256()
-    for source in sorted((root / "controller").rglob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def make_snapshot() -> Path:
@@ -772,22 +686,7 @@ def make_snapshot() -> Path:
     return snap
 
 
-def version(argv: list[str]) -> str:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return "?"
-
-
 def machine() -> str:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    with open("/proc/meminfo") as f:
-        mem = int(f.readline().split()[1]) / 1048576
-    import pyroute2
-
     cni = (
         subprocess.run(
             ["dpkg-query", "-W", "-f", "${Version}", "containernetworking-plugins"],
@@ -796,13 +695,8 @@ def machine() -> str:
         ).stdout
         or "?"
     )
-    return (
-        f"{os.cpu_count()} CPU ({model or platform.machine()}), {mem:.1f} GiB RAM, "
-        f"Linux {platform.release()}, Python {platform.python_version()}, pyroute2 {pyroute2.__version__}, "
-        f"{version(['iptables', '--version'])}, "
-        f"{version([NETAVARK, '--version'])}, CNI plugins {cni}, {version(['ip', '-V'])}; "
-        f"netctl sources sha256 {SNAPSHOT_DIGEST or source_digest()}"
-    )
+    peers = [version(["iptables", "--version"]), version([NETAVARK, "--version"]), f"CNI plugins {cni}"]
+    return machine_line(peers, SNAPSHOT_DIGEST)
 
 
 def render(
@@ -825,14 +719,7 @@ def render(
         if args.markdown:
             print(markdown(headers, body) + "\n")
         else:
-            widths = [
-                max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)
-            ]
-            print(f"-- {name}")
-            print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-            for r in body:
-                print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-            print()
+            print(f"-- {name}\n{plain(headers, body)}\n")
     digests = {
         t: (summary[t]["after_setup"] or {}).get("digest") for t in tools if summary.get(t, {}).get("runs")
     }
@@ -843,16 +730,7 @@ def render(
             f"{'' if len(same) == len([t for t in ('floor', 'shell') if t in digests]) else ' (!)'}\n"
         )
     if checks:
-        if args.markdown:
-            print(
-                markdown(
-                    ["target", "measured", "met"],
-                    [[d, m, "—" if ok is None else ("yes" if ok else "**no**")] for d, m, ok in checks],
-                )
-            )
-        else:
-            for d, m, ok in checks:
-                print(f"{'ok  ' if ok else 'MISS'}  {d}: {m}")
+        print(targets_text(checks, args.markdown))
 
 
 def driver(args: argparse.Namespace) -> int:
@@ -862,7 +740,7 @@ def driver(args: argparse.Namespace) -> int:
         argv = ["--profile", "--n", str(args.n), "--top", str(args.top)]
         if args.keep:
             argv += ["--keep", os.path.abspath(args.keep)]
-        return subprocess.run(sandbox_argv(["--inside", *argv])).returncode
+        return subprocess.run(sandbox_argv(Path(__file__), argv)).returncode
     if args.n <= SMALL[-1]:
         sys.exit(f"--n must be more than {SMALL[-1]} (the marginal trial adds {SMALL_LABEL} first)")
     tools = [t for t in args.tools.split(",") if t]
@@ -892,8 +770,8 @@ def measure(
                 load = os.getloadavg()[0]
                 loads.append(load)
                 t0 = time.perf_counter()
-                argv = ["--inside", "--kind", kind, "--tool", tool, "--n", str(args.n)]
-                result = sandboxed(argv, args.timeout)
+                argv = ["--kind", kind, "--tool", tool, "--n", str(args.n)]
+                result = sandboxed(Path(__file__), argv, args.timeout)
                 for _ in range(args.retries):
                     if "error" not in result:
                         break
@@ -902,7 +780,7 @@ def measure(
                     result["retried"] = True
                     results.append({**result, "kind": f"{kind}-failed", "tool": tool, "run": run})
                     time.sleep(args.settle + args.n * args.settle_per_container)
-                    result = sandboxed(argv, args.timeout)
+                    result = sandboxed(Path(__file__), argv, args.timeout)
                 result.setdefault("tool", tool)
                 result.setdefault("kind", kind)
                 result["load"] = load

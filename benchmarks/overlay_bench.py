@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import percentile
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
@@ -143,11 +145,6 @@ def lines(proc: subprocess.Popen[str]) -> list[str]:
     proc.terminate()
     out, _ = proc.communicate(timeout=10)
     return out.splitlines()
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def propagation(lab: Lab, count: int) -> dict[str, Any]:

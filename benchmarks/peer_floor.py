@@ -57,23 +57,29 @@ HOSTS_HEAD = (
 RESOLV = "nameserver 127.0.0.11\noptions ndots:0\n"
 
 
-def setup(n: int) -> None:
-    # One netlink socket per namespace stays open until the last phase (4 fds each).
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 8 * n + 64:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * n + 64), hard))
-    os.makedirs(NETNS_DIR, exist_ok=True)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    ipr = IPRoute()
+def make_bridge(ipr: IPRoute) -> int:
+    """br0 with the gateway address, up; its index."""
     ipr.link("add", ifname=BRIDGE, kind="bridge")
-    br = ipr.link_lookup(ifname=BRIDGE)[0]
+    br: int = ipr.link_lookup(ifname=BRIDGE)[0]
     ipr.addr("add", index=br, address=GATEWAY, prefixlen=16)
     ipr.link("set", index=br, state="up")
+    return br
+
+
+def add_containers(ipr: IPRoute, br: int, first: int, last: int) -> None:
+    """Containers first..last on bridge `br` (also firewall_peer_floor.py's network part)."""
+    # One netlink socket per namespace stays open until the last phase (4 fds each).
+    count = last - first + 1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 8 * count + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * count + 64), hard))
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
 
     # Phase 1: namespaces, lo up. (Phases rather than container after container: with the
     # IPv6 link-local traffic of each new eth0 flooded over the bridge, this is the faster order.)
     inside: dict[int, tuple[IPRoute, int]] = {}
-    for i in range(1, n + 1):
+    for i in range(first, last + 1):
         path = f"{NETNS_DIR}/c{i}"
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
         check(libc.unshare(CLONE_NEWNET), "unshare")
@@ -83,9 +89,10 @@ def setup(n: int) -> None:
         check(libc.setns(home, CLONE_NEWNET), "setns")
         nsr.link("set", index=1, state="up")
         inside[i] = (nsr, nsfd)
+    os.close(home)
 
     # Phase 2: veth pairs, created with the peer already in its namespace, on the bridge, up.
-    for i in range(1, n + 1):
+    for i in range(first, last + 1):
         _, veth, _, mac = names(i)
         nsr, nsfd = inside[i]
         ipr.link("add", ifname=veth, kind="veth", master=br, state="up",
@@ -93,7 +100,7 @@ def setup(n: int) -> None:
         os.close(nsfd)
 
     # Phase 3: address, eth0 up, default route (through the in-namespace socket); files.
-    for i in range(1, n + 1):
+    for i in range(first, last + 1):
         ns, _, addr, _ = names(i)
         nsr, _ = inside.pop(i)
         eth0 = nsr.link_lookup(ifname="eth0")[0]
@@ -106,25 +113,32 @@ def setup(n: int) -> None:
             f.write(f"{HOSTS_HEAD}{addr}\t{ns}\n")
         with open(f"{ETC_NETNS}/{ns}/resolv.conf", "w") as f:
             f.write(RESOLV)
-    ipr.close()
-    os.close(home)
 
 
-def teardown(n: int) -> None:
-    ipr = IPRoute()
-    wanted = {names(i)[1] for i in range(1, n + 1)}
-    veths = [link["index"] for link in ipr.get_links() if link.get("ifname") in wanted]
-    for index in veths:
-        ipr.link("set", index=index, group=GROUP)
-    if veths:
-        ipr.link("del", group=GROUP)
-    ipr.close()
+def remove_containers(n: int) -> None:
+    """Containers c1..cN: all veths as one interface group, then the namespace files."""
+    with IPRoute() as ipr:
+        wanted = {names(i)[1] for i in range(1, n + 1)}
+        veths = [link["index"] for link in ipr.get_links() if link.get("ifname") in wanted]
+        for index in veths:
+            ipr.link("set", index=index, group=GROUP)
+        if veths:
+            ipr.link("del", group=GROUP)
     for i in range(1, n + 1):
         ns = f"c{i}"
         path = f"{NETNS_DIR}/{ns}"
         check(libc.umount2(path.encode(), MNT_DETACH), "umount2")
         os.unlink(path)
         shutil.rmtree(f"{ETC_NETNS}/{ns}", ignore_errors=True)
+
+
+def setup(n: int) -> None:
+    with IPRoute() as ipr:
+        add_containers(ipr, make_bridge(ipr), 1, n)
+
+
+def teardown(n: int) -> None:
+    remove_containers(n)
 
 
 def main(argv: list[str]) -> int:

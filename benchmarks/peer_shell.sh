@@ -12,56 +12,20 @@
 #
 # ONLY run this inside a throwaway sandbox (benchmarks/run.py does; or `netctl sandbox --`).
 set -eu
+. "${0%/*}/peer_lib.sh"  # no dirname process: the task counts are part of the result
 
-cmd=${1:?usage: peer_shell.sh setup|teardown N}
-n=${2:?usage: peer_shell.sh setup|teardown N}
-BRIDGE=br0
-GATEWAY=172.17.0.1
+base() { ip_bridge; }
 
-hosts_file() {  # $1 = address, $2 = name
-    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
-    printf 'fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n'
-    printf '%s\t%s\n' "$1" "$2"
+add_one() {  # $1 = I
+    names "$1"
+    ip_container
 }
 
-case "$cmd" in
-setup)
-    ip link add "$BRIDGE" type bridge
-    ip addr add "$GATEWAY/16" dev "$BRIDGE"
-    ip link set "$BRIDGE" up
-    for i in $(seq 1 "$n"); do
-        ns=c$i
-        h=$((i + 1))                                   # c1 -> 172.17.0.2
-        addr=172.17.$((h >> 8)).$((h & 255))
-        printf -v mac '02:42:ac:11:%02x:%02x' $((h >> 8)) $((h & 255))
-        printf -v veth 'veth%08x' $((0x5eed0000 + i))
+remove_one() {  # $1 = I
+    names "$1"
+    ip link del "$veth"
+    ip netns del "$ns"
+    rm -rf "/etc/netns/$ns"
+}
 
-        ip netns add "$ns"
-        ip netns exec "$ns" ip link set lo up
-        ip link add "$veth" type veth peer name eth0 netns "$ns"
-        ip link set "$veth" master "$BRIDGE"
-        ip link set "$veth" up
-        ip netns exec "$ns" ip link set eth0 address "$mac" mtu 1500
-        ip netns exec "$ns" ip addr add "$addr/16" dev eth0
-        ip netns exec "$ns" ip link set eth0 up
-        ip netns exec "$ns" ip route add default via "$GATEWAY"
-
-        mkdir -p "/etc/netns/$ns"
-        hosts_file "$addr" "$ns" > "/etc/netns/$ns/hosts"
-        printf 'nameserver 127.0.0.11\noptions ndots:0\n' > "/etc/netns/$ns/resolv.conf"
-    done
-    ;;
-teardown)
-    for i in $(seq 1 "$n"); do
-        ns=c$i
-        printf -v veth 'veth%08x' $((0x5eed0000 + i))
-        ip link del "$veth"
-        ip netns del "$ns"
-        rm -rf "/etc/netns/$ns"
-    done
-    ;;
-*)
-    echo "usage: peer_shell.sh setup|teardown N" >&2
-    exit 2
-    ;;
-esac
+peer_main "usage: peer_shell.sh setup|teardown N" "$@"

@@ -12,10 +12,10 @@ Tools (each does the same job; see benchmarks/README.md):
   floor   benchmarks/peer_floor.py: straight-line pyroute2, only the kernel work (the lower bound)
 
 Every measurement runs in its own throwaway sandbox: this script re-executes itself under
-`unshare --net --mount --uts --pid --fork --mount-proc --propagation private`, and inside mounts
-tmpfs on /run/netns, /etc/netns and /run/netctl (netctl's state dir lives there), plus a fresh
-sysfs on /sys. Nothing is created in the machine's own network namespace; everything vanishes
-when the sandbox's last process exits. Each step is timed from the outside (wall clock around
+`netctl sandbox` (see benchmarks/harness.py: own network, mount, UTS and PID namespaces, tmpfs
+on /run/netns, /etc/netns and /run/netctl, where netctl's state dir lives, a fresh /sys).
+Nothing is created in the machine's own network namespace; everything vanishes when the
+sandbox's last process exits. Each step is timed from the outside (wall clock around
 the subprocess, so interpreter start-up and imports count for every tool alike).
 
 The `tasks` column counts the processes and threads created during setup (PIDs allocated in the
@@ -27,73 +27,38 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-PYTHON = sys.executable
-VENV_BIN = Path(PYTHON).parent
-NETCTL = str(VENV_BIN / "netctl") if (VENV_BIN / "netctl").exists() else shutil.which("netctl") or "netctl"
+from harness import (
+    HERE,
+    NETCTL,
+    PYTHON,
+    STATE_DIR,
+    fmt_s,
+    fmt_x,
+    machine,
+    markdown,
+    median,
+    plain,
+    ratio,
+    report,
+    require_sandbox,
+    sandboxed,
+    source_digest,
+    targets_text,
+    timed,
+)
 
 TOOLS = ("floor", "netctl", "shell")
 BRIDGE = {"netctl": "netctl0", "shell": "br0", "floor": "br0"}
-PRIVATE_DIRS = ("/run/netns", "/etc/netns", "/run/netctl")
-STATE_DIR = "/run/netctl/state"
 WORK_DIR = "/run/netctl/bench"
 
 # ------------------------------------------------------------------------------------------- inside
-
-
-def _libc_mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode() if data else None):
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {target}: {os.strerror(err)}")
-
-
-def enter_sandbox(host_netns: str) -> None:
-    """Called as PID 1 of a fresh net+mount+pid namespace: make it a clean sandbox host."""
-    if os.readlink("/proc/self/ns/net") == host_netns:
-        sys.exit("refusing to run: not inside a new network namespace")
-    for folder in PRIVATE_DIRS:
-        os.makedirs(folder, exist_ok=True)  # mount points; the tmpfs on top is private
-        _libc_mount("tmpfs", folder, "tmpfs", 0, "mode=0755")
-    _libc_mount("sysfs", "/sys", "sysfs")
-    links = os.listdir("/sys/class/net")
-    if links != ["lo"]:
-        sys.exit(f"refusing to run: sandbox network namespace is not empty: {links}")
-    os.makedirs(STATE_DIR)
-    os.makedirs(WORK_DIR)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    os.environ["NETCTL_SANDBOX"] = "1"
-    os.environ["NETCTL_STATE_DIR"] = STATE_DIR
-
-
-def last_pid() -> int:
-    with open("/proc/sys/kernel/ns_last_pid") as f:
-        return int(f.read())
-
-
-def timed(argv: list[str]) -> tuple[float, int, str]:
-    """Run argv, return (seconds, tasks created, output); fail loudly on a non-zero exit."""
-    before = last_pid()
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    elapsed = time.perf_counter() - t0
-    tasks = last_pid() - before
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.splitlines()[-30:])
-        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{tail}")
-    return elapsed, tasks, proc.stdout
 
 
 def census(bridge: str) -> dict[str, int]:
@@ -146,35 +111,16 @@ def trial(tool: str, n: int) -> dict[str, Any]:
 
 
 def inside(args: argparse.Namespace) -> int:
-    enter_sandbox(args.host_netns)
+    require_sandbox(args.host_netns, folders=(WORK_DIR,))
     try:
         result = trial(args.tool, args.n)
     except Exception as exc:  # report to the driver, which prints it
         result = {"tool": args.tool, "n": args.n, "error": str(exc)}
-    print("RESULT " + json.dumps(result), flush=True)
+    report(result)
     return 0
 
 
 # ------------------------------------------------------------------------------------------- driver
-
-
-def sandboxed(tool: str, n: int, timeout: float) -> dict[str, Any]:
-    host_netns = os.readlink("/proc/self/ns/net")
-    argv = ["unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--mount-proc",
-            "--propagation", "private", "--",
-            PYTHON, str(Path(__file__).resolve()), "--inside", "--tool", tool, "--n", str(n),
-            "--host-netns", host_netns]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT "):])
-            return result
-    return {"tool": tool, "n": n, "error": f"sandbox exited {proc.returncode}: {proc.stderr.strip()[-2000:]}"}
-
-
-def median(values: list[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
 
 
 Summary = dict[tuple[int, str], dict[str, Any]]
@@ -201,18 +147,6 @@ def summarize(results: list[dict[str, Any]], sizes: list[int], tools: list[str])
                 "teardown_all": [round(r["teardown"], 4) for r in rs],
             }
     return summary
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
-def fmt_s(v: float | None) -> str:
-    return "—" if v is None else f"{v:.3f}"
-
-
-def fmt_x(v: float | None) -> str:
-    return "" if v is None else f"{v:.2f}×"
 
 
 HEADERS = ["N", "tool", "setup s", "no-op s", "teardown s", "tasks",
@@ -272,49 +206,6 @@ def targets(summary: Summary, sizes: list[int]) -> list[tuple[str, str, bool | N
     return checks
 
 
-def machine() -> str:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    mem = ""
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(f.readline().split()[1])
-            mem = f", {kb / 1048576:.1f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    ip_version = subprocess.run(["ip", "-V"], capture_output=True, text=True).stdout.strip()
-    import hashlib
-
-    import pyroute2
-
-    digest = hashlib.sha256()
-    for source in sorted((ROOT / "controller").rglob("*.py")):
-        digest.update(source.read_bytes())
-    return (f"{os.cpu_count()} CPU ({model or platform.machine()}){mem}, Linux {platform.release()}, "
-            f"Python {platform.python_version()}, pyroute2 {pyroute2.__version__}, {ip_version}; "
-            f"netctl sources sha256 {source_digest()}")
-
-
-def source_digest() -> str:
-    """Which netctl was measured (sha256 over controller/**/*.py)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for source in sorted((ROOT / "controller").rglob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def markdown(headers: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(c or " " for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
 def render(summary: Summary, sizes: list[int], tools: list[str], runs: int, as_markdown: bool) -> None:
     body = rows(summary, sizes, tools)
     checks = targets(summary, sizes)
@@ -323,23 +214,14 @@ def render(summary: Summary, sizes: list[int], tools: list[str], runs: int, as_m
         print(f"Machine: {machine()}\n")
         print(f"{title}\n")
         print(markdown(HEADERS, body))
-        if not checks:
-            return
-        print()
-        print(markdown(["target", "measured", "met"],
-                       [[d, m, "—" if ok is None else ("yes" if ok else "**no**")] for d, m, ok in checks]))
+        if checks:
+            print("\n" + targets_text(checks, as_markdown=True))
         return
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(HEADERS)]
-        print(title)
-        print("  ".join(h.rjust(w) for h, w in zip(HEADERS, widths, strict=True)))
-        for r in body:
-            print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
-        for d, m, ok in checks:
-            print(f"{'ok ' if ok else 'MISS'}  {d}: {m}")
+        print(f"{title}\n{plain(HEADERS, body, right=True)}\n{targets_text(checks, as_markdown=False)}")
         return
     console = Console(width=max(shutil.get_terminal_size((150, 40)).columns, 150))
     table = Table(title=title, caption=machine())
@@ -378,7 +260,8 @@ def driver(args: argparse.Namespace) -> int:
             # rotate the order per run so that no tool always goes first (or after the biggest teardown)
             order = tools[run % len(tools):] + tools[:run % len(tools)]
             for tool in order:
-                result = sandboxed(tool, n, args.timeout)
+                result = {"tool": tool, "n": n,
+                          **sandboxed(Path(__file__), ["--tool", tool, "--n", str(n)], args.timeout)}
                 results.append(result)
                 if "error" in result:
                     print(f"run {run + 1} N={n} {tool}: ERROR {result['error']}", file=sys.stderr)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from controller.cluster.lab import Lab, LabHost
+from tests import manifests
 
 __all__ = ["Lab", "LabHost", "apply", "container", "ip_of", "lab", "network", "wait_until"]
 
@@ -29,13 +30,11 @@ def lab(hosts: int = 3, ttl: int = 3, agents: bool = True) -> Iterator[Lab]:
 
 
 def network(name: str, driver: str = "overlay", **spec: Any) -> str:
-    return json.dumps({"apiVersion": "netctl/v1", "kind": "Network", "metadata": {"name": name},
-                       "spec": {"driver": driver, **spec}})
+    return manifests.network(name, driver=driver, **spec)
 
 
 def container(name: str, networks: Sequence[Any]) -> str:
-    return json.dumps({"apiVersion": "netctl/v1", "kind": "Container", "metadata": {"name": name},
-                       "spec": {"networks": list(networks)}})
+    return manifests.container(name, *networks)
 
 
 def apply(the_lab: Lab, host: LabHost, *documents: str, check: bool = True) -> Any:

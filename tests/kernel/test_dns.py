@@ -19,92 +19,30 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.manifests import container, manifest, network
 from tests.sandbox_host import SandboxHost
 
 UPSTREAM = "198.18.0.53"
 DEAD = "198.18.0.99"
 PYTHON = sys.executable
 
-TOPOLOGY = f"""\
-apiVersion: netctl/v1
-kind: Network
-metadata: {{name: app}}
-spec: {{ipam: {{config: [{{subnet: 10.89.1.0/24}}]}}}}
----
-apiVersion: netctl/v1
-kind: Network
-metadata: {{name: priv}}
-spec: {{ipam: {{config: [{{subnet: 10.89.2.0/24}}]}}}}
----
-apiVersion: netctl/v1
-kind: Network
-metadata: {{name: vaultnet}}
-spec: {{internal: true, ipam: {{config: [{{subnet: 10.89.3.0/24}}]}}}}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: web}}
-spec:
-  hostname: webhost
-  networks: [{{name: app, ipv4Address: 10.89.1.10, aliases: [www, pool]}}]
-  extraHosts: ["mirror.local:192.0.2.7"]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: db}}
-spec:
-  networks: [{{name: app, ipv4Address: 10.89.1.11, aliases: [pool]}}, {{name: priv, ipv4Address: 10.89.2.11}}]
-  links: ["web:frontend"]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: secret}}
-spec:
-  networks: [{{name: priv, ipv4Address: 10.89.2.12}}]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: vault}}
-spec:
-  networks: [vaultnet]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: deadup}}
-spec:
-  networks: [app]
-  dns: [{DEAD}]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: fallback}}
-spec:
-  networks: [app]
-  dns: [{DEAD}, {UPSTREAM}]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: legacy}}
-spec:
-  networks: [bridge]
----
-apiVersion: netctl/v1
-kind: Network
-metadata: {{name: dual}}
-spec: {{enableIPv6: true, ipam: {{config: [{{subnet: 10.89.4.0/24}}, {{subnet: "fd00:89::/64"}}]}}}}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: six1}}
-spec:
-  networks: [{{name: dual, ipv4Address: 10.89.4.10, ipv6Address: "fd00:89::10"}}]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {{name: six2}}
-spec:
-  networks: [{{name: dual, ipv4Address: 10.89.4.11, ipv6Address: "fd00:89::11"}}]
-"""
+TOPOLOGY = manifest(
+    network("app", "10.89.1.0/24"),
+    network("priv", "10.89.2.0/24"),
+    network("vaultnet", "10.89.3.0/24", internal=True),
+    container("web", {"name": "app", "ipv4Address": "10.89.1.10", "aliases": ["www", "pool"]},
+              hostname="webhost", extraHosts=["mirror.local:192.0.2.7"]),
+    container("db", {"name": "app", "ipv4Address": "10.89.1.11", "aliases": ["pool"]}, ("priv", "10.89.2.11"),
+              links=["web:frontend"]),
+    container("secret", ("priv", "10.89.2.12")),
+    container("vault", "vaultnet"),
+    container("deadup", "app", dns=[DEAD]),
+    container("fallback", "app", dns=[DEAD, UPSTREAM]),
+    container("legacy", "bridge"),
+    network("dual", "10.89.4.0/24", "fd00:89::/64", enableIPv6=True),
+    container("six1", {"name": "dual", "ipv4Address": "10.89.4.10", "ipv6Address": "fd00:89::10"}),
+    container("six2", {"name": "dual", "ipv4Address": "10.89.4.11", "ipv6Address": "fd00:89::11"}),
+)
 
 
 def prepare(host: SandboxHost) -> None:

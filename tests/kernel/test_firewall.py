@@ -11,95 +11,29 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.manifests import container, manifest, network
 from tests.sandbox_host import NETCTL, SandboxHost, probe, serve, wire
 
 A_IP, OUT_IP = "198.18.0.1", "198.18.0.2"
 PORT = 8000
 
-MATRIX = """
-apiVersion: netctl/v1
-kind: Network
-metadata: {name: front}
-spec: {ipam: {config: [{subnet: 10.10.1.0/24}]}}
----
-apiVersion: netctl/v1
-kind: Network
-metadata: {name: back}
-spec: {ipam: {config: [{subnet: 10.10.2.0/24}]}}
----
-apiVersion: netctl/v1
-kind: Network
-metadata: {name: quiet}
-spec:
-  ipam: {config: [{subnet: 10.10.3.0/24}]}
-  options: {com.docker.network.bridge.enable_icc: "false"}
----
-apiVersion: netctl/v1
-kind: Network
-metadata: {name: vault}
-spec:
-  internal: true
-  ipam: {config: [{subnet: 10.10.4.0/24}]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: f1}
-spec: {networks: [{name: front, ipv4Address: 10.10.1.10}]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: f2}
-spec: {networks: [{name: front, ipv4Address: 10.10.1.11}]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: b1}
-spec: {networks: [{name: back, ipv4Address: 10.10.2.10}]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: dual}
-spec:
-  networks:
-    - {name: front, ipv4Address: 10.10.1.20}
-    - {name: back, ipv4Address: 10.10.2.20}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: q1}
-spec:
-  networks: [{name: quiet, ipv4Address: 10.10.3.10}]
-  links: ["q2:db"]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: q2}
-spec:
-  networks: [{name: quiet, ipv4Address: 10.10.3.11}]
-  expose: ["8000"]
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: q3}
-spec: {networks: [{name: quiet, ipv4Address: 10.10.3.12}]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: v1}
-spec: {networks: [{name: vault, ipv4Address: 10.10.4.10}]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: v2}
-spec: {networks: [{name: vault, ipv4Address: 10.10.4.11}]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: web}
-spec:
-  networks: [{name: front, ipv4Address: 10.10.1.30}]
-  ports: ["8080:8000", "127.0.0.1:9090:8000", "5353:8000/udp", "9000-9001:8000-8001"]
-"""
+MATRIX = manifest(
+    network("front", "10.10.1.0/24"),
+    network("back", "10.10.2.0/24"),
+    network("quiet", "10.10.3.0/24", options={"com.docker.network.bridge.enable_icc": "false"}),
+    network("vault", "10.10.4.0/24", internal=True),
+    container("f1", ("front", "10.10.1.10")),
+    container("f2", ("front", "10.10.1.11")),
+    container("b1", ("back", "10.10.2.10")),
+    container("dual", ("front", "10.10.1.20"), ("back", "10.10.2.20")),
+    container("q1", ("quiet", "10.10.3.10"), links=["q2:db"]),
+    container("q2", ("quiet", "10.10.3.11"), expose=["8000"]),
+    container("q3", ("quiet", "10.10.3.12")),
+    container("v1", ("vault", "10.10.4.10")),
+    container("v2", ("vault", "10.10.4.11")),
+    container("web", ("front", "10.10.1.30"),
+              ports=["8080:8000", "127.0.0.1:9090:8000", "5353:8000/udp", "9000-9001:8000-8001"]),
+)
 
 ADDRESS = {
     "f1": "10.10.1.10", "f2": "10.10.1.11", "b1": "10.10.2.10", "dual@front": "10.10.1.20",
@@ -185,17 +119,8 @@ def test_published_ports_every_way(topology: SandboxHost, outside: SandboxHost) 
 
 
 def test_publishing_on_an_internal_network_is_rejected(host: SandboxHost) -> None:
-    host.write("/tmp/bad.yaml", """
-apiVersion: netctl/v1
-kind: Network
-metadata: {name: vault}
-spec: {internal: true}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: v}
-spec: {networks: [vault], ports: ["8080:80"]}
-""")
+    host.write("/tmp/bad.yaml", manifest(network("vault", internal=True),
+                                         container("v", "vault", ports=["8080:80"])))
     result = host.netctl("apply", "-f", "/tmp/bad.yaml", check=False)
     assert result.returncode == 2 and "internal" in result.stderr
     assert "NETCTL" not in host.run(["iptables-save"]).stdout
@@ -255,11 +180,8 @@ def test_one_restore_per_table_and_none_on_a_no_op(host: SandboxHost) -> None:
     for tool in ("iptables-restore", "ip6tables-restore"):
         host.write(f"/tmp/shim/{tool}", SHIM)
         host.run(["chmod", "+x", f"/tmp/shim/{tool}"])
-    docs = "---\n".join(
-        f"apiVersion: netctl/v1\nkind: Container\nmetadata: {{name: c{i}}}\n"
-        f"spec: {{ports: ['{10000 + i}:80']}}\n" for i in range(30)
-    )
-    host.write("/tmp/many.yaml", docs)
+    many = [container(f"c{i}", ports=[f"{10000 + i}:80"]) for i in range(30)]
+    host.write("/tmp/many.yaml", manifest(*many))
 
     def restores(*args: str) -> list[str]:
         host.run("rm -f /tmp/restores.log; touch /tmp/restores.log")
@@ -271,17 +193,7 @@ def test_one_restore_per_table_and_none_on_a_no_op(host: SandboxHost) -> None:
 
 
 def test_legacy_link_writes_hosts_entries(host: SandboxHost) -> None:
-    host.write("/tmp/links.yaml", """
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: db1}
-spec: {}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: app}
-spec: {links: ["db1:db"]}
-""")
+    host.write("/tmp/links.yaml", manifest(container("db1"), container("app", links=["db1:db"])))
     host.netctl("apply", "-f", "/tmp/links.yaml")
     hosts = host.exec("app", "cat /etc/hosts").stdout
     db_id = host.netctl("-o", "json", "container", "inspect", "db1").stdout
@@ -299,36 +211,13 @@ def test_ruleset_after_delete_all_has_no_netctl_chain(host: SandboxHost) -> None
     assert subprocess.run(["true"]).returncode == 0
 
 
-DUAL = """
-apiVersion: netctl/v1
-kind: Network
-metadata: {name: v6a}
-spec:
-  enableIPv6: true
-  ipam: {config: [{subnet: 10.20.1.0/24}, {subnet: "fd00:20:1::/64"}]}
----
-apiVersion: netctl/v1
-kind: Network
-metadata: {name: v6b}
-spec:
-  enableIPv6: true
-  ipam: {config: [{subnet: 10.20.2.0/24}, {subnet: "fd00:20:2::/64"}]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: a1}
-spec: {networks: [v6a]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: a2}
-spec: {networks: [v6a], ports: ["8080:8000"]}
----
-apiVersion: netctl/v1
-kind: Container
-metadata: {name: b1}
-spec: {networks: [v6b]}
-"""
+DUAL = manifest(
+    network("v6a", "10.20.1.0/24", "fd00:20:1::/64", enableIPv6=True),
+    network("v6b", "10.20.2.0/24", "fd00:20:2::/64", enableIPv6=True),
+    container("a1", "v6a"),
+    container("a2", "v6a", ports=["8080:8000"]),
+    container("b1", "v6b"),
+)
 
 
 def test_ipv6_gets_the_same_rules_through_ip6tables(host: SandboxHost, outside: SandboxHost) -> None:

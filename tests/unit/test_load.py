@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from controller import load, yamlsource
 from controller.errors import ManifestError
 from controller.model import Attachment, Document, Link, PortSpec, Protocol, Source, Spec
+from tests.manifests import container as container_doc
+from tests.manifests import manifest, network
 
 BUILTIN = load.load_builtin()
 
@@ -1057,21 +1059,8 @@ def test_links() -> None:
 
 
 def test_link_from_a_user_network_is_allowed() -> None:
-    text = """
-    apiVersion: netctl/v1
-    kind: Network
-    metadata: {name: user}
-    ---
-    apiVersion: netctl/v1
-    kind: Container
-    metadata: {name: db}
-    spec: {networks: [user]}
-    ---
-    apiVersion: netctl/v1
-    kind: Container
-    metadata: {name: app}
-    spec: {networks: [user], links: ["db:database"]}
-    """
+    text = manifest(network("user"), container_doc("db", "user"),
+                    container_doc("app", "user", links=["db:database"]))
     app = spec_of(text).container("app")
     assert app is not None and app.links == (Link("db", "database"),)
 
