@@ -21,14 +21,16 @@ def require_cluster_store(documents: Sequence[Document], have_store: bool) -> No
     the document's place, instead of failing half-way through an apply."""
     if have_store:
         return
-    # Imperative commands hand over documents no parser has seen: the typed view needs valid ones.
-    if problems := [p for d in documents for p in load.validate_document(d)]:
+    # Imperative commands hand over documents no parser has seen: the typed view needs valid
+    # ones. Only networks are read here (a folder's containers were validated by the loader).
+    networks = [d for d in documents if d.kind == "Network"]
+    if problems := [p for d in networks for p in load.validate_document(d)]:
         raise ManifestError(problems)
     problems = [
         load.problem_at(d, "spec.driver", f"driver {driver} needs a cluster store: run netctl with "
                         "--cluster-store etcd://HOST:PORT (see netctl --help)")
-        for d in documents
-        if d.kind == "Network" and drivers.is_global(driver := load.network_spec(d).driver)
+        for d in networks
+        if drivers.is_global(driver := load.network_spec(d).driver)
     ]
     if problems:
         raise ManifestError(problems)

@@ -129,18 +129,30 @@ def lock_path(state_dir: str) -> str:
 @contextmanager
 def controller_lock(state_dir: str, root: str) -> Iterator[None]:
     """One controller per state directory, for its whole life (the state lock is separate:
-    it is taken for each reconcile only)."""
+    it is taken for each reconcile only). The file goes with the controller that held it:
+    a stopped controller leaves nothing in the state directory but the store."""
     private_dir(state_dir)
-    fd = os.open(lock_path(state_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
+    path = lock_path(state_dir)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").split("\n")[0] or "?"
+            os.close(fd)
             raise LockError(f"another controller (pid {holder}) runs on {state_dir}") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # locked a file its holder had just removed on the way out: again
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n{root}\n".encode(), 0)
         yield
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # still holding it: no other controller has it meanwhile
     finally:
         os.close(fd)
 

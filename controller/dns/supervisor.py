@@ -14,7 +14,9 @@ The process started by the pipeline is a small supervisor:
 - The worker dies with the supervisor (PR_SET_PDEATHSIG), so killing the supervisor stops
   everything and frees the lock; the next `netctl apply` then starts a new server.
 
-A worker exit status of 0 means "stop" (SIGTERM, or nothing left to serve).
+A worker exit status of 0 means "stop" (SIGTERM, or nothing left to serve). After the
+latter, with nothing published either (everything deleted), the supervisor removes the
+server's files and dns/ itself: the state directory holds the store and nothing else.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ import sys
 import time
 import traceback
 
-from controller.dns import server
-from controller.dns.control import Paths
+from controller.dns import records, server
+from controller.dns.control import Paths, read_text
 
 PR_SET_PDEATHSIG = 1
 MIN_BACKOFF = 0.05
@@ -72,7 +74,10 @@ class Supervisor:
             while True:
                 started = time.monotonic()
                 code = self._run_worker()
-                if self.stopping or code == 0:
+                if self.stopping:
+                    return 0
+                if code == 0:  # nothing left to serve
+                    _tidy(self.paths)
                     return 0
                 print(f"netctl dns: worker exited with {code}; restarting", file=sys.stderr, flush=True)
                 quick = time.monotonic() - started < STABLE
@@ -135,6 +140,33 @@ class Supervisor:
             self.worker = 0
             os.close(pidfd)
             ours.close()
+
+
+def _tidy(paths: Paths) -> None:
+    """No container left: remove the server's files, under the state lock, so that no apply
+    publishes records or starts a server meanwhile (one that got the lock first has
+    published something, and then everything stays)."""
+    fd = os.open(os.path.join(paths.state_dir, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        text = read_text(paths.records)
+        if text is not None:
+            try:
+                _, table = records.from_json(text)
+            except (ValueError, KeyError, TypeError):
+                return
+            if table.all_containers:
+                return  # names to keep for the next start
+        for path in (paths.records, paths.hosts, paths.log, paths.log + ".1", paths.pid, paths.lock):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        with contextlib.suppress(OSError):  # `dns listen` settings stay, and with them dns/
+            os.rmdir(paths.dir)
+    finally:
+        os.close(fd)
 
 
 def _receive(sock: socket.socket, kept: server.Inherited, block: bool = True) -> bool:

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Resource use under churn: one container applied and deleted, cycle after cycle, through
+the running controller, next to 0, 500 and 1,000 standing containers.
+
+    .venv/bin/python benchmarks/churn_bench.py                   # sizes 0,500,1000; 200 cycles
+    .venv/bin/python benchmarks/churn_bench.py --sizes 0 --cycles 50
+
+Each size runs in its own sandbox (benchmarks/harness.py): `netctl controller` watches a
+folder holding one network (`churn`, 10.77.0.0/16: user-defined, so the embedded DNS server
+runs) with the standing containers; the benchmark drops `one.yaml` (container `churner`) into
+the folder, waits until the container is up (its resolv.conf written and a reconcile logged),
+removes the file and waits until it is gone: one cycle. It reads, for the controller and for
+the DNS server (supervisor and worker), the open file descriptors (/proc/PID/fd) and the
+resident set (VmRSS). Both are read with the churner
+up: in cycle 1 (after a warm-up cycle) and in the last. The target: the last within 5 % of
+the first. A cycle's median time is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import NETCTL, STATE_DIR, machine, markdown, report, require_sandbox, sandboxed
+
+FOLDER = "/run/netctl/churn/manifests"
+LOG = "/run/netctl/churn/controller.log"
+SUBNET = "10.77.0.0/16"
+UP = "/etc/netns/churner/resolv.conf"  # written last: the container is up
+
+
+def doc(kind: str, name: str, spec: dict[str, Any]) -> str:
+    return json.dumps({"apiVersion": "netctl/v1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+
+
+def standing(n: int) -> str:
+    docs = [doc("Network", "churn", {"ipam": {"config": [{"subnet": SUBNET}]}})]
+    docs += [doc("Container", f"s{i}", {"networks": ["churn"]}) for i in range(n)]
+    return "\n---\n".join(docs) + "\n"
+
+
+def reconciles() -> int:
+    count = 0
+    with open(LOG, encoding="utf-8") as f:
+        for line in f:
+            if '"reconciled"' in line:
+                count += 1
+    return count
+
+
+def wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not {what} after {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def usage(pid: int) -> dict[str, int]:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return {"fds": len(os.listdir(f"/proc/{pid}/fd")), "rss_kib": rss}
+
+
+def dns_pids() -> list[int]:
+    """The DNS server's supervisor and its worker."""
+    with open(f"{STATE_DIR}/dns/pid", encoding="utf-8") as f:
+        supervisor = int(f.read())
+    with open(f"/proc/{supervisor}/task/{supervisor}/children", encoding="utf-8") as f:
+        return [supervisor, *(int(p) for p in f.read().split())]
+
+
+def snapshot(controller: int) -> dict[str, dict[str, int]]:
+    out = {"controller": usage(controller)}
+    for role, pid in zip(("dns supervisor", "dns worker"), dns_pids(), strict=False):
+        out[role] = usage(pid)
+    return out
+
+
+def trial(n: int, cycles: int) -> dict[str, Any]:
+    os.makedirs(FOLDER)
+    Path(FOLDER, "standing.yaml").write_text(standing(n))
+    with open(LOG, "w") as err:
+        ctl = subprocess.Popen([NETCTL, "--state-dir", STATE_DIR, "--log-format", "json", "controller",
+                                "--manifests", FOLDER], stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait(lambda: reconciles() > 0 and os.path.exists(f"/etc/netns/s{n - 1}/resolv.conf") if n else
+             reconciles() > 0, 60 + n * 0.1, "converged")
+        wait(lambda: os.path.exists(f"{STATE_DIR}/dns/pid") or not n, 10, "serving DNS")
+        one = Path(FOLDER, "one.yaml")
+        seconds: list[float] = []
+        # Both readings are taken with the churner up (so the DNS server runs even with no
+        # standing container): the first in cycle 1 after one warm-up cycle, the last in the
+        # last cycle, as a long-running controller sees them.
+        before: dict[str, dict[str, int]] = {}
+        after: dict[str, dict[str, int]] = {}
+        for i in range(cycles + 1):
+            t0 = time.perf_counter()
+            count = reconciles()
+            one.write_text(doc("Container", "churner", {"networks": ["churn"]}))
+            wait(lambda c=count: reconciles() > c and os.path.exists(UP), 30, "up")
+            if i == 1:
+                before = snapshot(ctl.pid)
+            elif i == cycles:
+                after = snapshot(ctl.pid)
+            count = reconciles()
+            one.unlink()
+            wait(lambda c=count: reconciles() > c and not os.path.exists("/run/netns/churner"), 30, "gone")
+            seconds.append(time.perf_counter() - t0)
+    finally:
+        ctl.terminate()
+        ctl.wait(timeout=10)
+    return {"n": n, "cycles": cycles, "before": before, "after": after,
+            "cycle_median": statistics.median(seconds[1:])}
+
+
+def inside(args: argparse.Namespace) -> int:
+    require_sandbox(args.host_netns)
+    try:
+        result = trial(args.n, args.cycles)
+    except Exception as exc:  # report to the driver, which prints it
+        result = {"n": args.n, "error": str(exc)}
+    report(result)
+    return 0
+
+
+def rows(results: list[dict[str, Any]]) -> tuple[list[list[str]], bool]:
+    body, ok = [], True
+    for r in results:
+        if "error" in r:
+            body.append([str(r["n"]), "error", r["error"][:80], "", "", "", "", ""])
+            ok = False
+            continue
+        for role, start in r["before"].items():
+            end = r["after"].get(role, {"fds": 0, "rss_kib": 0})
+            rss_change = (end["rss_kib"] - start["rss_kib"]) / start["rss_kib"] * 100
+            fd_change = (end["fds"] - start["fds"]) / start["fds"] * 100
+            met = abs(rss_change) <= 5 and abs(fd_change) <= 5
+            ok = ok and met
+            body.append([str(r["n"]), role, f"{start['fds']} → {end['fds']}", f"{fd_change:+.1f} %",
+                         f"{start['rss_kib'] / 1024:.1f} → {end['rss_kib'] / 1024:.1f}",
+                         f"{rss_change:+.1f} %", f"{r['cycle_median'] * 1000:.0f}",
+                         "yes" if met else "**no**"])
+    return body, ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="0,500,1000", help="standing containers (default: %(default)s)")
+    p.add_argument("--cycles", type=int, default=200, help="apply/delete cycles (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=1800, help="per sandbox, seconds")
+    p.add_argument("--json", help="also write the samples to this file")
+    p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--host-netns", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.inside:
+        return inside(args)
+    if os.geteuid() != 0:
+        sys.exit("needs root (namespaces, mounts); runs everything inside throwaway sandboxes")
+    results = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        result = sandboxed(Path(__file__), ["--n", str(n), "--cycles", str(args.cycles)], args.timeout)
+        result.setdefault("n", n)
+        print(f"N={n}: {json.dumps(result)}", file=sys.stderr)
+        results.append(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+    body, ok = rows(results)
+    print(f"Machine: {machine()}\n")
+    print(f"{args.cycles} apply/delete cycles of one container through `netctl controller`; "
+          "before: after one warm-up cycle\n")
+    print(markdown(["standing", "process", "fds", "fds change", "RSS MiB", "RSS change",
+                    "cycle ms (median)", "within 5 %"], body))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
