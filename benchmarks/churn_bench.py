@@ -28,7 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import NETCTL, STATE_DIR, machine, markdown, report, require_sandbox, sandboxed
+from harness import NETCTL, ROOT, STATE_DIR, machine, markdown, report, require_sandbox, sandboxed
+
+sys.path.insert(0, str(ROOT))
+from tests.manifests import container, manifest, network
 
 FOLDER = "/run/netctl/churn/manifests"
 LOG = "/run/netctl/churn/controller.log"
@@ -36,14 +39,8 @@ SUBNET = "10.77.0.0/16"
 UP = "/etc/netns/churner/resolv.conf"  # written last: the container is up
 
 
-def doc(kind: str, name: str, spec: dict[str, Any]) -> str:
-    return json.dumps({"apiVersion": "netctl/v1", "kind": kind, "metadata": {"name": name}, "spec": spec})
-
-
 def standing(n: int) -> str:
-    docs = [doc("Network", "churn", {"ipam": {"config": [{"subnet": SUBNET}]}})]
-    docs += [doc("Container", f"s{i}", {"networks": ["churn"]}) for i in range(n)]
-    return "\n---\n".join(docs) + "\n"
+    return manifest(network("churn", SUBNET), *(container(f"s{i}", "churn") for i in range(n)))
 
 
 def reconciles() -> int:
@@ -104,7 +101,7 @@ def trial(n: int, cycles: int) -> dict[str, Any]:
         for i in range(cycles + 1):
             t0 = time.perf_counter()
             count = reconciles()
-            one.write_text(doc("Container", "churner", {"networks": ["churn"]}))
+            one.write_text(container("churner", "churn"))
             wait(lambda c=count: reconciles() > c and os.path.exists(UP), 30, "up")
             if i == 1:
                 before = snapshot(ctl.pid)
