@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import resource
 import signal
 import socket
 import time
@@ -79,7 +78,7 @@ from controller.daemon.schedule import (
 )
 from controller.daemon.status import Round, StatusBook, describe, drift, repaired_objects
 from controller.errors import LockError, ManifestError, NetctlError, Problem, UserError
-from controller.kernel import netns
+from controller.kernel import fds, netns
 from controller.model import Action, Document, Kind, Plan, Resource, Target
 from controller.pipeline import Outcome, Session, now
 from controller.scope import Scope, owner_ns, veth_peers
@@ -112,7 +111,7 @@ def run(options: Options) -> int:
     if not os.path.isdir(root):
         raise UserError(f"--manifests {options.manifests}: no such directory")
     with controller_lock(options.state_dir, root):
-        raise_file_limit()
+        fds.raise_limit()  # a netlink socket per namespace to listen, one to act
         session = Session(
             options.state_dir, min(options.lock_timeout, LOCK_WAIT), store_config=options.cluster_config
         )
@@ -173,16 +172,6 @@ def controller_running(state_dir: str) -> tuple[int, str] | None:
         return None
     finally:
         os.close(fd)
-
-
-def raise_file_limit() -> None:
-    """Two descriptors per container (a netlink socket to listen, one to act) outgrow the
-    usual 1024 soon after 500 containers."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft != resource.RLIM_INFINITY and soft < want:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def sd_notify(state: str) -> None:

@@ -483,7 +483,11 @@ class ServiceWatcher(threading.Thread):
                     return
                 continue
             try:
-                ready, _, _ = select.select([fd, self._stop_r], [], [])
+                # poll, not select: with a socket per namespace this descriptor is past 1,024.
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                poller.register(self._stop_r, select.POLLIN)
+                ready = [ready_fd for ready_fd, _ in poller.poll()]
             finally:
                 os.close(fd)
             if self._stop_r in ready:
@@ -499,5 +503,6 @@ class ServiceWatcher(threading.Thread):
             return None
 
     def _stopped(self, wait: float) -> bool:
-        ready, _, _ = select.select([self._stop_r], [], [], wait)
-        return bool(ready)
+        poller = select.poll()
+        poller.register(self._stop_r, select.POLLIN)
+        return bool(poller.poll(wait * 1000))

@@ -39,7 +39,7 @@ from controller.dns import records
 from controller.dns.answer import Local, Responder, servfail, truncated, udp_limit, with_id
 from controller.dns.control import Paths, listen_addresses, read_text
 from controller.dns.upstream import EMBEDDED, Upstreams, read_nameservers
-from controller.kernel import netns, nft
+from controller.kernel import fds, netns, nft
 
 log = structlog.get_logger("netctl.dns")
 
@@ -96,7 +96,8 @@ def bind_pair(address: str, port: int) -> tuple[socket.socket, socket.socket]:
         udp.close()
         tcp.close()
         raise
-    return udp, tcp
+    # Two per container: kept above select()'s range, where libnftables' own socket must be.
+    return fds.lift_socket(udp), fds.lift_socket(tcp)
 
 
 REDIRECT_TABLE = "netctl_dns"
@@ -166,8 +167,8 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload(force=True)))
         await self.reload(force=True)
         self._open_control()
-        for key, (_, fds) in self.inherited.items():  # inherited, but no longer wanted
-            for fd in fds:
+        for key, (_, descriptors) in self.inherited.items():  # inherited, but no longer wanted
+            for fd in descriptors:
                 os.close(fd)
             self._drop(key)
         self.inherited.clear()

@@ -26,7 +26,6 @@ import ctypes
 import fcntl
 import json
 import os
-import resource
 import select
 import signal
 import socket
@@ -36,6 +35,7 @@ import traceback
 
 from controller.dns import records, server
 from controller.dns.control import Paths, read_text
+from controller.kernel import fds
 
 PR_SET_PDEATHSIG = 1
 MIN_BACKOFF = 0.05
@@ -54,7 +54,7 @@ def serve(state_dir: str) -> int:
         return 0
     with open(paths.pid, "w", encoding="utf-8") as f:
         f.write(f"{os.getpid()}\n")
-    _raise_fd_limit()
+    fds.raise_limit()
     return Supervisor(paths).run()
 
 
@@ -84,8 +84,8 @@ class Supervisor:
                 backoff = min(backoff * 2, MAX_BACKOFF) if quick else MIN_BACKOFF
                 time.sleep(backoff)
         finally:
-            for _, fds in self.kept.values():
-                for fd in fds:
+            for _, kept in self.kept.values():
+                for fd in kept:
                     os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.paths.pid)
@@ -172,11 +172,11 @@ def _tidy(paths: Paths) -> None:
 def _receive(sock: socket.socket, kept: server.Inherited, block: bool = True) -> bool:
     """One keep/drop message from the worker; False at end of stream (or nothing, non-blocking)."""
     try:
-        msg, fds, _, _ = socket.recv_fds(sock, 4096, 16, 0 if block else socket.MSG_DONTWAIT)
+        msg, received, _, _ = socket.recv_fds(sock, 4096, 16, 0 if block else socket.MSG_DONTWAIT)
     except (BlockingIOError, ConnectionResetError):
         return False
     if not msg:
-        for fd in fds:
+        for fd in received:
             os.close(fd)
         return False
     body = json.loads(msg)
@@ -186,15 +186,10 @@ def _receive(sock: socket.socket, kept: server.Inherited, block: bool = True) ->
         for fd in old[1]:
             os.close(fd)
     if body["op"] == "keep":
-        kept[key] = (int(body["ino"]), list(fds))
+        # The worker forked next inherits them at these numbers: above select()'s range.
+        kept[key] = (int(body["ino"]), [fds.lift(fd) for fd in received])
     else:
-        for fd in fds:
+        for fd in received:
             os.close(fd)
     return True
 
-
-def _raise_fd_limit() -> None:
-    """Two sockets per container, twice (ours and the worker's copies)."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
