@@ -81,7 +81,7 @@ def snapshot(controller: int) -> dict[str, dict[str, int]]:
     return out
 
 
-def trial(n: int, cycles: int) -> dict[str, Any]:
+def trial(n: int, cycles: int, every: int) -> dict[str, Any]:
     os.makedirs(FOLDER)
     Path(FOLDER, "standing.yaml").write_text(standing(n))
     with open(LOG, "w") as err:
@@ -98,6 +98,7 @@ def trial(n: int, cycles: int) -> dict[str, Any]:
         # last cycle, as a long-running controller sees them.
         before: dict[str, dict[str, int]] = {}
         after: dict[str, dict[str, int]] = {}
+        series: list[tuple[int, dict[str, dict[str, int]]]] = []  # every `every` cycles
         for i in range(cycles + 1):
             t0 = time.perf_counter()
             count = reconciles()
@@ -107,6 +108,8 @@ def trial(n: int, cycles: int) -> dict[str, Any]:
                 before = snapshot(ctl.pid)
             elif i == cycles:
                 after = snapshot(ctl.pid)
+            if i % every == 0 and i:
+                series.append((i, snapshot(ctl.pid)))
             count = reconciles()
             one.unlink()
             wait(lambda c=count: reconciles() > c and not os.path.exists("/run/netns/churner"), 30, "gone")
@@ -114,14 +117,14 @@ def trial(n: int, cycles: int) -> dict[str, Any]:
     finally:
         ctl.terminate()
         ctl.wait(timeout=10)
-    return {"n": n, "cycles": cycles, "before": before, "after": after,
+    return {"n": n, "cycles": cycles, "before": before, "after": after, "series": series,
             "cycle_median": statistics.median(seconds[1:])}
 
 
 def inside(args: argparse.Namespace) -> int:
     require_sandbox(args.host_netns)
     try:
-        result = trial(args.n, args.cycles)
+        result = trial(args.n, args.cycles, args.every)
     except Exception as exc:  # report to the driver, which prints it
         result = {"n": args.n, "error": str(exc)}
     report(result)
@@ -152,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="0,500,1000", help="standing containers (default: %(default)s)")
     p.add_argument("--cycles", type=int, default=200, help="apply/delete cycles (default: %(default)s)")
+    p.add_argument("--every", type=int, default=50, help="also read fds and RSS every K cycles (in --json)")
     p.add_argument("--timeout", type=float, default=1800, help="per sandbox, seconds")
     p.add_argument("--json", help="also write the samples to this file")
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("needs root (namespaces, mounts); runs everything inside throwaway sandboxes")
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
-        result = sandboxed(Path(__file__), ["--n", str(n), "--cycles", str(args.cycles)], args.timeout)
+        result = sandboxed(Path(__file__), ["--n", str(n), "--cycles", str(args.cycles), "--every", str(args.every)], args.timeout)
         result.setdefault("n", n)
         print(f"N={n}: {json.dumps(result)}", file=sys.stderr)
         results.append(result)
