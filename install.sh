@@ -12,4 +12,8 @@ apt-get install -y -qq --no-install-recommends \
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'
-echo "installed: $(.venv/bin/netctl --help | head -1)"
+# The manual page and completions, generated from the parser (netctl man, netctl completion).
+mkdir -p /usr/local/share/man/man1 /usr/share/bash-completion/completions
+.venv/bin/netctl man > /usr/local/share/man/man1/netctl.1
+.venv/bin/netctl completion bash > /usr/share/bash-completion/completions/netctl
+echo "installed: $(.venv/bin/netctl --version)"

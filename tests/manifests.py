@@ -9,18 +9,22 @@ from typing import Any
 Attach = str | tuple[str, str] | dict[str, Any]
 
 
-def document(kind: str, name: str, spec: dict[str, Any] | None = None) -> str:
+def document(kind: str, name: str, spec: dict[str, Any] | None = None,
+             labels: dict[str, str] | None = None) -> str:
     body: dict[str, Any] = {"apiVersion": "netctl/v1", "kind": kind, "metadata": {"name": name}}
+    if labels:
+        body["metadata"]["labels"] = labels
     if spec:
         body["spec"] = spec
     return json.dumps(body)
 
 
 def network(name: str, *subnets: str, **spec: Any) -> str:
-    """A Network with one IPAM config per subnet; other keys go to spec as given."""
+    """A Network with one IPAM config per subnet; `labels` go to metadata, other keys to spec."""
+    labels = spec.pop("labels", None)
     if subnets:
         spec["ipam"] = {"config": [{"subnet": s} for s in subnets]}
-    return document("Network", name, spec)
+    return document("Network", name, spec, labels)
 
 
 def attachment(item: Attach) -> str | dict[str, Any]:
@@ -31,10 +35,12 @@ def attachment(item: Attach) -> str | dict[str, Any]:
 
 
 def container(name: str, *networks: Attach, **spec: Any) -> str:
-    """A Container on `networks` (none given: the default bridge); other keys go to spec."""
+    """A Container on `networks` (none given: the default bridge); `labels` go to metadata,
+    other keys to spec."""
+    labels = spec.pop("labels", None)
     if networks:
         spec["networks"] = [attachment(n) for n in networks]
-    return document("Container", name, spec)
+    return document("Container", name, spec, labels)
 
 
 def manifest(*documents: str) -> str:

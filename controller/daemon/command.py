@@ -13,7 +13,10 @@ from controller.output import emit
 
 
 def add_parser(sub: Any) -> None:
-    c = sub.add_parser("status", help="per object: source, state, last reconcile")
+    c = sub.add_parser("status", help="per object: source, state, last reconcile", epilog=STATUS_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Per network and container: its source, its state, the last reconcile.")
+    c.add_argument("--wide", action="store_true", help="every column, nothing shortened (SOURCE, DURATION)")
     c.set_defaults(func=cmd_status)
 
     c = sub.add_parser("controller", help="keep the kernel equal to a folder of manifests (long-running; "
@@ -28,6 +31,25 @@ def add_parser(sub: Any) -> None:
     c.set_defaults(func=cmd_controller, default_log_level="info")
 
 
+STATUS_EPILOG = """\
+states:
+  applied     applied with netctl apply (or network create), no controller has reconciled it since
+  pending     the controller has it queued (new, changed, or waiting for a retry)
+  converged   the kernel matches it (REASON: when drift was last repaired)
+  failed      the last attempt failed; REASON says why, the controller retries with backoff
+
+examples:
+  netctl status
+  netctl status --wide
+  netctl status -o json
+"""
+REASON_WIDTH = 48
+
+
+def _shortened(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from controller.daemon.controller import controller_running
     from controller.store import Store
@@ -40,7 +62,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     finally:
         store.close()
     running = controller_running(args.state_dir)
-    headers = ["KIND", "NAME", "SOURCE", "STATE", "REASON", "LAST-RECONCILE", "DURATION"]
+    headers = (["KIND", "NAME", "SOURCE", "STATE", "REASON", "LAST-RECONCILE", "DURATION"] if args.wide
+               else ["KIND", "NAME", "STATE", "REASON", "LAST-RECONCILE"])
     rows, out = [], []
     for key in sorted(docs.keys() | status.keys()):
         doc, row = docs.get(key), status.get(key)
@@ -52,7 +75,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         if row and row.repaired and state == "converged":
             reason = f"drift repaired at {row.repaired}" + (f": {reason}" if reason else "")
         at, seconds = (row.at, f"{row.seconds:.3f}s") if row and row.at else ("", "")
-        rows.append([key[0], key[1], source, state, reason, at, seconds])
+        if args.wide:
+            rows.append([key[0], key[1], source, state, reason, at, seconds])
+        else:  # narrow: a terminal's width; the time of day of the reconcile, the reason cut
+            rows.append([key[0], key[1], state, _shortened(reason, REASON_WIDTH), at[11:19] or at])
         out.append({"Kind": key[0], "Name": key[1], "Source": source, "Origin": origin, "State": state,
                     "Reason": row.reason if row else "", "LastReconcile": at,
                     "Seconds": row.seconds if row else None,

@@ -238,7 +238,8 @@ def test_progress_bar_on_a_terminal_and_log_lines_otherwise(host: SandboxHost) -
     host.write("/tmp/ten.yaml", docs)
     piped = host.netctl("apply", "-f", "/tmp/ten.yaml")
     lines = [ln for ln in piped.stderr.splitlines() if " action " in ln]
-    planned = sum(int(n) for n in re.findall(r"(\d+) to (?:create|update|delete)", piped.stdout))
+    summary = next(line for line in piped.stdout.splitlines() if line.startswith("Plan: "))
+    planned = sum(int(n) for n in re.findall(r"(\d+) to (?:create|update|delete)", summary))
     assert len(lines) == planned > 80
     assert all("ms=" in ln for ln in lines)
     host.netctl("delete", "-f", "/tmp/ten.yaml")
@@ -247,3 +248,4 @@ def test_progress_bar_on_a_terminal_and_log_lines_otherwise(host: SandboxHost) -
     host.run(["script", "-qc", command, "/tmp/tty.log"])
     shown = host.run(["cat", "/tmp/tty.log"]).stdout
     assert "applying" in shown and " action " not in shown
+    assert re.search(r"applying \d+/\d+ \w+", shown), shown[-500:]  # counts and the current object
