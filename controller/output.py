@@ -17,3 +17,9 @@ def emit(args: argparse.Namespace, value: Any, text: str) -> None:
         sys.stdout.write(yaml.safe_dump(value, sort_keys=False))
     else:
         sys.stdout.write(text)
+
+
+def examples(*lines: str) -> dict[str, Any]:
+    """add_parser() keywords for a --help that ends with these example command lines."""
+    return {"epilog": "examples:\n" + "".join(f"  {line}\n" for line in lines),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}

@@ -17,6 +17,7 @@ from typing import Any
 
 from controller.cluster import config as cluster_config
 from controller.errors import UserError
+from controller.output import examples
 
 
 def add_global_options(p: argparse.ArgumentParser) -> None:
@@ -39,17 +40,23 @@ def config_of(args: argparse.Namespace) -> cluster_config.ClusterConfig | None:
     return cluster_config.parse(store, args.advertise_address, args.cluster_store_opt)
 
 
+STORE = "netctl --cluster-store etcd://10.0.0.1:2379 --advertise-address eth1"  # in examples
+
+
 def add_parser(sub: Any) -> None:
     ov = sub.add_parser("overlay", help="overlay networks across hosts: agent, preflight checks")
     actions = ov.add_subparsers(metavar="ACTION")
     c = actions.add_parser("agent", help="keep this host's lease and its VXLAN entries in step with "
-                           "the cluster store (long-running; run one per host)")
+                           "the cluster store (long-running; run one per host)",
+                           **examples(f"{STORE} overlay agent"))
     c.set_defaults(func=cmd_agent)
     c = actions.add_parser("preflight", help="check advertise address, underlay MTU and UDP 4789 "
-                           "to every live peer; exit 1 on a problem")
+                           "to every live peer; exit 1 on a problem",
+                           **examples(f"{STORE} overlay preflight --timeout 5"))
     c.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for probes")
     c.set_defaults(func=cmd_preflight)
-    c = actions.add_parser("peers", help="the remote endpoints this host programs, per network")
+    c = actions.add_parser("peers", help="the remote endpoints this host programs, per network",
+                           **examples(f"{STORE} overlay peers -o json"))
     c.set_defaults(func=cmd_peers)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from controller import render
 from controller.cluster import command as overlay_command
 from controller.errors import UserError
-from controller.output import emit
+from controller.output import emit, examples
 
 
 def add_parser(sub: Any) -> None:
@@ -20,7 +20,9 @@ def add_parser(sub: Any) -> None:
     c.set_defaults(func=cmd_status)
 
     c = sub.add_parser("controller", help="keep the kernel equal to a folder of manifests (long-running; "
-                       "SIGHUP: full resync, SIGTERM: stop and leave the network as it is)")
+                       "SIGHUP: full resync, SIGTERM: stop and leave the network as it is)",
+                       **examples("netctl controller --manifests /etc/netctl/manifests",
+                                  "netctl controller --manifests m/ --metrics-address 127.0.0.1:9440"))
     c.add_argument("--manifests", required=True, metavar="DIR",
                    help="the watched folder: *.yaml/*.yml anywhere under it are the desired state")
     c.add_argument("--resync-interval", type=float, default=30.0, metavar="SECONDS",

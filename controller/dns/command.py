@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from controller.output import examples
+
 HELP = """\
 The embedded DNS server answers on 127.0.0.11 inside every container attached to a
 user-defined network. `netctl apply` starts it (detached, one per state directory) and
@@ -19,14 +21,18 @@ def add_parser(sub: Any) -> None:
     dns = sub.add_parser("dns", help="the embedded DNS server (127.0.0.11 in containers)",
                          description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = dns.add_subparsers(metavar="ACTION")
-    c = actions.add_parser("status", help="pid, generation, containers served, upstreams, counters")
+    c = actions.add_parser("status", help="pid, generation, containers served, upstreams, counters",
+                           **examples("netctl dns status", "netctl dns status -o json"))
     c.set_defaults(func=cmd_status)
-    c = actions.add_parser("serve", help="run the server in the foreground (apply starts one itself)")
+    c = actions.add_parser("serve", help="run the server in the foreground (apply starts one itself)",
+                           **examples("netctl dns serve       (apply starts one: this is for debugging)"))
     c.set_defaults(func=cmd_serve)
-    c = actions.add_parser("hosts", help="hosts(5) lines for every container, for the host")
+    c = actions.add_parser("hosts", help="hosts(5) lines for every container, for the host",
+                           **examples("netctl dns hosts >> /etc/hosts"))
     c.set_defaults(func=cmd_hosts)
     c = actions.add_parser(
-        "listen", help="answer container names for the host itself on ADDR[:PORT] (none: stop)"
+        "listen", help="answer container names for the host itself on ADDR[:PORT] (none: stop)",
+        **examples("netctl dns listen 127.0.0.153:53", "netctl dns listen       (stop answering the host)"),
     )
     c.add_argument("addresses", nargs="*", metavar="ADDR[:PORT]")
     c.set_defaults(func=cmd_listen)
