@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"netctl version {about.version()}")
+    p.add_argument("--version", action=about.VersionAction)
     global_options(p)
     overlay_command.add_global_options(p)  # --cluster-store, --cluster-store-opt, --advertise-address
     sub = p.add_subparsers(metavar="COMMAND")

@@ -7,7 +7,6 @@ so they never disagree with `--help`.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import platform
 import re
@@ -38,10 +37,25 @@ examples:
 
 
 def version() -> str:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("netctl")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+class VersionAction(argparse.Action):
+    """`--version`, looked up only when asked for (importlib.metadata costs ~20 ms at start)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print netctl's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"netctl version {version()}")
+        parser.exit()
 
 
 def add_parsers(sub: Any, parser: Callable[[], argparse.ArgumentParser]) -> None:
@@ -69,6 +83,8 @@ def components() -> dict[str, str]:
 
 
 def _package(name: str) -> str:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
