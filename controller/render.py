@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from controller import drivers
-from controller.model import Action, Kind, Observed, Op, Plan, PortSpec, Resource, Target
+from controller.model import Action, Kind, Observed, Plan, PortSpec, Resource, Target
 
 _LABEL = {
     Kind.NETNS: "namespace",
@@ -61,47 +61,6 @@ def describe(r: Resource) -> str:
             return f"service {a['name']}"
         case _:
             return f"{_LABEL[r.kind]} {r.key.split(':', 1)[1]}"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"({len(str(value))} characters)"
-
-
-def plan_text(p: Plan) -> str:
-    lines = []
-    for a in p.actions:
-        line = f"{a.symbol} {describe(a.resource)}"
-        if a.resource.kind is Kind.CHAIN:
-            lines.append(line)
-            lines.extend(_rule_lines(a))
-            continue
-        if a.op is Op.UPDATE:
-            line += ": " + ", ".join(
-                f"{c.name} {_short(c.old)} -> {_short(c.new)}" for c in a.changes
-            )
-        lines.append(line)
-    if p.empty:
-        lines.append("no changes")
-    else:
-        lines.append(f"Plan: {p.summary()}.")
-    return "\n".join(lines) + "\n"
-
-
-def _rule_lines(a: Action) -> list[str]:
-    """A chain's change rule by rule: `    + -A CHAIN rule` / `    - -A CHAIN rule`."""
-    name = a.resource.attrs["chain"]
-    new = list(a.resource.attrs.get("rules") or ())
-    old: list[str] = []
-    if a.op is Op.UPDATE:
-        old = next((list(c.old or ()) for c in a.changes if c.name == "rules"), new)
-    elif a.op is Op.DELETE:
-        old, new = new, []
-    gone = [f"    - -A {name} {r}" for r in old if r not in set(new)]
-    added = [f"    + -A {name} {r}" for r in new if r not in set(old)]
-    if a.op is Op.UPDATE and not gone and not added and old != new:
-        added = ["    ~ (rules reordered)"]
-    return gone + added
 
 
 def plan_json(p: Plan) -> list[dict[str, Any]]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from controller import output
 from controller.cluster import command as overlay_command
+from controller.errors import NotFoundError
 from controller.model import Action, Plan
 from controller.render import describe
 
@@ -72,3 +73,21 @@ def examples_parser(
         name, help=help_text, description=help_text, epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
     return parser
+
+
+def inspect(args: argparse.Namespace, names: Sequence[str], exists: Callable[[Any, str], bool],
+            shape: Callable[[Any, str], dict[str, Any]], missing: str) -> int:
+    """`network inspect` / `container inspect`: Docker's JSON of each name (all must exist),
+    or each through a Go template (`-f`)."""
+    from controller import gotemplate, render
+
+    outcome = current(args)
+    for name in names:
+        if not exists(outcome.target, name):
+            raise NotFoundError(missing.format(name=name))
+    out = [shape(outcome, name) for name in names]
+    if args.format:
+        sys.stdout.write("".join(gotemplate.render(args.format, item) + "\n" for item in out))
+    else:
+        emit(args, out, render.dumps(out))
+    return 0

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from controller import gotemplate, render
+from controller import render
 from controller.cli import listing
-from controller.cli.common import current, emit, examples_parser, session, strip_args
+from controller.cli.common import current, emit, examples_parser, inspect, session, strip_args
 from controller.errors import NotFoundError, UserError
 
 LS = """\
@@ -76,27 +75,15 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_container_ls(args: argparse.Namespace) -> int:
-    target = current(args).target
-    records = listing.containers(target, listing.parse_filters(args.filter, listing.CONTAINER_FILTERS),
-                                 args.no_trunc)
-    fmt = None if args.format in (None, "", "table") else args.format
-    emit(args, records, listing.shown(records, fmt, listing.CONTAINER_DEFAULT, listing.CONTAINER_COLUMNS,
-                                      args.quiet))
+    emit(args, *listing.listed(listing.CONTAINERS, current(args).target, args.filter, args.format,
+                               args.quiet, args.no_trunc))
     return 0
 
 
 def cmd_container_inspect(args: argparse.Namespace) -> int:
-    outcome = current(args)
-    out = []
-    for name in args.names:
-        if outcome.target.container(name) is None:
-            raise NotFoundError(f"no such container: {name}")
-        out.append(render.container_inspect(outcome.target, outcome.observed, name))
-    if args.format:
-        sys.stdout.write("".join(gotemplate.render(args.format, c) + "\n" for c in out))
-    else:
-        emit(args, out, render.dumps(out))
-    return 0
+    return inspect(args, args.names, lambda target, name: target.container(name) is not None,
+                   lambda outcome, name: render.container_inspect(outcome.target, outcome.observed, name),
+                   "no such container: {name}")
 
 
 def cmd_container_rm(args: argparse.Namespace) -> int:

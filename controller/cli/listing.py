@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from controller import gotemplate, render
@@ -55,6 +56,14 @@ def _labels_match(labels: Mapping[str, str], wanted: list[str]) -> bool:
     return True
 
 
+def _matches(filters: Filters, labels: Mapping[str, str],
+             checks: Mapping[str, Callable[[str], bool]]) -> bool:
+    """Docker's rule: labels all match; for every other key, one of its values does."""
+    if "label" in filters and not _labels_match(labels, filters["label"]):
+        return False
+    return all(any(checks[k](v) for v in values) for k, values in filters.items() if k != "label")
+
+
 def _labels_text(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
@@ -81,17 +90,13 @@ def network_filter(target: Target, filters: Filters) -> Callable[[NetworkTarget]
             "type": lambda v: n.builtin == (v == "builtin"),
             "dangling": lambda v: (not n.builtin and n.name not in used) == (v.lower() in TRUE),
         }
-        if "label" in filters and not _labels_match(n.labels, filters["label"]):
-            return False
-        return all(any(checks[k](v) for v in values) for k, values in filters.items() if k != "label")
+        return _matches(filters, n.labels, checks)
 
     return keep
 
 
 def networks(target: Target, filters: Filters, no_trunc: bool = False) -> list[Record]:
-    keep = network_filter(target, filters)
-    wanted = {n.name for n in target.networks if keep(n)}
-    return [r for r in network_records(target, no_trunc) if r["Name"] in wanted]
+    return _kept(network_records(target, no_trunc), target.networks, network_filter(target, filters))
 
 
 PRUNE_FILTERS = ("label", "label!", "until")
@@ -172,20 +177,43 @@ def container_filter(target: Target, filters: Filters) -> Callable[[ContainerTar
             "publish": lambda v: published(c, v),
             "expose": lambda v: exposed(c, v),
         }
-        if "label" in filters and not _labels_match(c.labels, filters["label"]):
-            return False
-        return all(any(checks[k](v) for v in values) for k, values in filters.items() if k != "label")
+        return _matches(filters, c.labels, checks)
 
     return keep
 
 
 def containers(target: Target, filters: Filters, no_trunc: bool = False) -> list[Record]:
-    keep = container_filter(target, filters)
-    wanted = {c.name for c in target.containers if keep(c)}
-    return [r for r in container_records(target, no_trunc) if r["Name"] in wanted]
+    return _kept(container_records(target, no_trunc), target.containers, container_filter(target, filters))
+
+
+def _kept(records: list[Record], objects: Sequence[Any], keep: Callable[[Any], bool]) -> list[Record]:
+    wanted = {o.name for o in objects if keep(o)}
+    return [r for r in records if r["Name"] in wanted]
 
 
 # --------------------------------------------------------------------------- printing
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One `ls`: its filter keys, its records and how they print by default."""
+
+    filters: tuple[str, ...]
+    select: Callable[[Target, Filters, bool], list[Record]]
+    default: str
+    columns: Mapping[str, str]
+
+
+NETWORKS = Listing(NETWORK_FILTERS, networks, NETWORK_DEFAULT, NETWORK_COLUMNS)
+CONTAINERS = Listing(CONTAINER_FILTERS, containers, CONTAINER_DEFAULT, CONTAINER_COLUMNS)
+
+
+def listed(what: Listing, target: Target, filters: Sequence[str], fmt: str | None, quiet: bool,
+           no_trunc: bool) -> tuple[list[Record], str]:
+    """The records `ls` selects, and its text (`--format table` alone is the default table)."""
+    records = what.select(target, parse_filters(filters, what.filters), no_trunc)
+    template = None if fmt in (None, "", "table") else fmt
+    return records, shown(records, template, what.default, what.columns, quiet)
 
 
 def shown(records: list[Record], fmt: str | None, default: str, headers: Mapping[str, str],

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from itertools import zip_longest
 from typing import Any
 
-from controller import gotemplate, load, render
+from controller import load, render
 from controller.cli import listing
-from controller.cli.common import current, emit, examples_parser, session
+from controller.cli.common import emit, examples_parser, inspect, session
 from controller.errors import NotFoundError, UserError
 from controller.model import Attachment, Document, Source, Target
 
@@ -121,27 +121,15 @@ def listed_target(args: argparse.Namespace) -> Target:
 
 
 def cmd_network_ls(args: argparse.Namespace) -> int:
-    target = listed_target(args)
-    records = listing.networks(target, listing.parse_filters(args.filter, listing.NETWORK_FILTERS),
-                               args.no_trunc)
-    fmt = None if args.format in (None, "", "table") else args.format
-    emit(args, records, listing.shown(records, fmt, listing.NETWORK_DEFAULT, listing.NETWORK_COLUMNS,
-                                      args.quiet))
+    emit(args, *listing.listed(listing.NETWORKS, listed_target(args), args.filter, args.format,
+                               args.quiet, args.no_trunc))
     return 0
 
 
 def cmd_network_inspect(args: argparse.Namespace) -> int:
-    outcome = current(args)
-    out = []
-    for name in args.names:
-        if outcome.target.network(name) is None:
-            raise NotFoundError(f"network {name} not found")
-        out.append(render.network_inspect(outcome.target, outcome.observed, name))
-    if args.format:
-        sys.stdout.write("".join(gotemplate.render(args.format, n) + "\n" for n in out))
-    else:
-        emit(args, out, render.dumps(out))
-    return 0
+    return inspect(args, args.names, lambda target, name: target.network(name) is not None,
+                   lambda outcome, name: render.network_inspect(outcome.target, outcome.observed, name),
+                   "network {name} not found")
 
 
 def cmd_network_create(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import pytest
 from fake_kernel import FakeKernel
 from topologies import DEFAULT_BRIDGE, container, converge, ids, network, resolved, spec, wanted
 
-from controller import etcfiles, render
+from controller import etcfiles, planview, render
 from controller.desired import desired_resources
 from controller.model import (
     Attachment,
@@ -316,7 +316,7 @@ def test_host_resolvers_drop_loopback() -> None:
 # --------------------------------------------------------------------------- render
 
 
-def test_plan_text_lines_and_summary() -> None:
+def test_plan_view_lines_and_summary() -> None:
     s = spec(network("app"), container("web", "app"), container("db", "app"))
     kernel = FakeKernel()
     _, allocs, _ = converge(kernel, s)
@@ -326,24 +326,21 @@ def test_plan_text_lines_and_summary() -> None:
         container("cache", "app"),
     )
     p = plan(wanted(changed, allocs), kernel.observed())
-    text = render.plan_text(p)
+    text = planview.plan_view(p, resolved(changed, allocs)[0])
     lines = text.splitlines()
     assert text.endswith("\n")
-    assert {line[0] for line in lines[:-1]} == {"+", "~", "-"}
-    assert "- namespace db" in lines
-    assert "+ namespace cache" in lines
-    assert any(line.startswith("~ bridge br-") and line.endswith(": mtu 1500 -> 1400") for line in lines)
-    assert any(line.startswith("~ file /etc/netns/web/hosts: content (") for line in lines)  # long: shortened
+    assert "  - namespace db" in lines and "  + namespace cache" in lines
+    assert any(line.startswith("  ~ bridge br-") and line.endswith(": mtu 1500 -> 1400") for line in lines)
+    assert "  ~ file /etc/netns/web/hosts" in lines  # and its unified diff beneath
+    assert any(line.strip().startswith("+") and line.strip().endswith("\tweb") for line in lines)
     counts = p.count(Op.CREATE), p.count(Op.UPDATE), p.count(Op.DELETE)
     assert all(counts)
     assert lines[-1] == "Plan: {} to create, {} to update, {} to delete.".format(*counts)
-    # symbols in plan order: every delete comes first
-    symbols = [line[0] for line in lines[:-1]]
-    assert symbols == sorted(symbols, key=lambda s: s != "-")
+    assert "# container db will be destroyed" in lines and "# container cache will be created" in lines
 
 
-def test_plan_text_empty() -> None:
-    assert render.plan_text(plan((), ())) == "no changes\n"
+def test_plan_view_empty() -> None:
+    assert planview.plan_view(plan((), ()), resolved(spec())[0]) == "no changes\n"
 
 
 def test_describe(target: Target) -> None:
