@@ -16,7 +16,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from controller import logs
 from controller.cli import about, containers, manifests, networks
 from controller.cluster import command as overlay_command
 from controller.daemon import command as daemon_command
@@ -40,6 +39,7 @@ examples:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from controller import logs  # after parsing: --help, --version and errors of usage skip structlog
     # A terminal gets a progress bar for long applies; anything else gets one log line per action.
     quiet = "warning" if sys.stderr.isatty() else "info"
     logs.configure(args.log_format, args.log_level or getattr(args, "default_log_level", quiet))

@@ -8,8 +8,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-import jsonschema
-
 from controller import yamlsource
 from controller.errors import ManifestError, Problem
 from controller.load.build import _port_object_problems
@@ -36,6 +34,8 @@ from controller.model import (
 
 @functools.cache
 def _validators() -> dict[str, Any]:
+    import jsonschema  # here, not at import: ~50 ms that `netctl --help` does not need
+
     checker = _format_checker()
     base = jsonschema.Draft202012Validator
     validator_class = jsonschema.validators.extend(
@@ -71,6 +71,8 @@ def parse_config(text: str, file: str, schema_kind: str) -> Document:
 def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
     """`pattern` with ECMA-262's `$` (end of string): Python's `$` also matches before a
     trailing newline, which would let "web\n" through as a name."""
+    import jsonschema
+
     if isinstance(instance, str) and not _ecma_regex(pattern).search(instance):
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
@@ -185,6 +187,8 @@ def _schema_message(error: Any) -> str:
 
 def _format_checker() -> Any:
     """The schemas' string formats; each check raises ValueError with the user's message."""
+    import jsonschema
+
     checker = jsonschema.FormatChecker(formats=())
     formats: dict[str, Callable[[str], object]] = {
         "ip-address": parse_ip,

@@ -298,8 +298,9 @@ def test_objects_applied_from_a_shell_are_kept_and_shown_with_their_source(
     assert rows[("Container", "adhoc")]["Source"] == f"apply:{adhoc}:1"
     assert rows[("Container", "adhoc")]["Origin"] == "apply"
     assert rows[("Container", "db")]["Origin"] == f"controller:{folder}"
-    table = host.netctl("status")
+    table = host.netctl("status", "--wide")
     assert table.stdout.splitlines()[0].split() == [
         "KIND", "NAME", "SOURCE", "STATE", "REASON", "LAST-RECONCILE", "DURATION"
     ]
+    assert f"apply:{adhoc}:1" in table.stdout
     assert "controller: running" in table.stderr
