@@ -8,7 +8,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-pip iproute2 iptables kmod util-linux procps \
     iputils-ping dnsutils netcat-openbsd tcpdump nftables libnftables1 \
-    etcd-server etcd-client aardvark-dns netavark containernetworking-plugins >/dev/null
+    etcd-server etcd-client aardvark-dns netavark containernetworking-plugins graphviz >/dev/null
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev]'

@@ -296,3 +296,9 @@ def _summary(plan: Plan, groups: dict[Owner, list[Action]]) -> list[str]:
             lines.append(f"{plural}: {', '.join(parts)}")
     lines.append(f"Plan: {plan.summary()}.")
     return lines
+
+
+def owners_of(plan: Plan, target: Target) -> set[Owner]:
+    """The documents the plan's actions belong to (for `netctl graph`: what drifted)."""
+    owners = _Owners.of(target, None)
+    return {owners.owner(a.resource) for a in plan.actions}

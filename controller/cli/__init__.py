@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from controller.cli import about, containers, manifests, networks
+from controller.cli import about, containers, manifests, networks, topology
 from controller.cluster import command as overlay_command
 from controller.daemon import command as daemon_command
 from controller.dns import command as dns_command
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifests.add_parsers(sub)  # apply, plan, diff, delete, validate
     networks.add_parsers(sub)  # network ls|inspect|create|rm|prune|connect|disconnect
     containers.add_parsers(sub)  # container ls|inspect|rm, exec, sandbox
+    topology.add_parsers(sub)  # graph
     daemon_command.add_parser(sub)  # netctl status, netctl controller
     dns_command.add_parser(sub)  # netctl dns status|serve|hosts|listen
     overlay_command.add_parser(sub)  # netctl overlay agent|preflight|peers

@@ -164,3 +164,29 @@ def test_man_page_and_examples_in_every_help(tour: SandboxHost) -> None:
     for command in commands:
         text = tour.netctl(*command, "--help").stdout
         assert "examples:" in text and f"netctl {' '.join(command)}" in text, command
+
+
+def test_graph_of_the_kernel_with_drift(tour: SandboxHost) -> None:
+    def nodes_of(source: str) -> dict[str, dict[str, str]]:
+        out = json.loads(tour.run(["dot", "-Tjson"], input=source).stdout)
+        return {o["name"]: o for o in out.get("objects", [])}
+
+    nodes = nodes_of(tour.netctl("graph").stdout)
+    assert {"net/bridge", "net/isolated_nw", "net/front", "ctr/container1", "ctr/web", "host"} <= nodes.keys()
+    assert all(n.get("color") != "#d62728" for n in nodes.values())
+    # A veth deleted by hand: container2 drifts, and the picture says so.
+    peer = json.loads(tour.run(["ip", "-n", "container2", "-j", "link", "show", "eth0"]).stdout)[0]
+    links = json.loads(tour.run(["ip", "-j", "link"]).stdout)
+    victim = next(link["ifname"] for link in links if link["ifindex"] == peer["link_index"])
+    tour.run(["ip", "link", "del", victim])
+    drifted = nodes_of(tour.netctl("graph").stdout)
+    assert drifted["ctr/container2"]["color"] == "#d62728"
+    assert drifted["ctr/container1"].get("color") != "#d62728"
+    svg = tour.netctl("graph", "--format", "svg").stdout
+    assert "<svg" in svg and "container2" in svg
+    tour.netctl("graph", "--format", "png", "-o", "/tmp/t.png")
+    assert tour.run("head -c 4 /tmp/t.png | od -An -c").stdout.split()[1:4] == ["P", "N", "G"]
+    assert "graph LR" in tour.netctl("graph", "--format", "mermaid").stdout
+    planned = nodes_of(tour.netctl("graph", "-f", "/tmp/plan.yaml").stdout)  # the files, not the kernel
+    assert "ctr/g1" in planned and "ctr/web" not in planned
+    tour.netctl("apply", "-f", "examples/seed-tour.yaml")  # repaired
