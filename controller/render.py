@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from controller import drivers
-from controller.model import Action, Kind, Observed, Plan, PortSpec, Resource, Target
+from controller.model import Action, ContainerTarget, Kind, Observed, Plan, PortSpec, Resource, Target
 
 _LABEL = {
     Kind.NETNS: "namespace",
@@ -99,11 +99,6 @@ def driver_shown(driver: str) -> str:
     return d.shown_as if d is not None else driver
 
 
-def network_rows(target: Target) -> list[list[str]]:
-    return [[n.short_id, n.name, driver_shown(n.driver), n.scope]
-            for n in sorted(target.networks, key=lambda n: n.name)]
-
-
 def network_inspect(target: Target, observed: Observed, name: str) -> dict[str, Any]:
     """`docker network inspect`'s JSON, endpoint facts taken from the kernel."""
     n = target.network(name)
@@ -165,13 +160,13 @@ def endpoint_facts(seen: dict[str, Resource], netns: str, ifname: str) -> dict[s
     }
 
 
-def container_rows(target: Target) -> list[list[str]]:
-    rows = []
-    for c in sorted(target.containers, key=lambda c: c.name):
-        nets = ",".join(ep.network for ep in c.endpoints) or ("host" if c.netns is None else "none")
-        addrs = ",".join(str(ep.ipv4.ip) for ep in c.endpoints if ep.ipv4)
-        rows.append([c.short_id, c.name, nets, addrs, ports_shown(c.ports)])
-    return rows
+def networks_shown(c: ContainerTarget) -> str:
+    """`container ls`'s NETWORKS: its networks, or what it shares when it has none."""
+    return ",".join(ep.network for ep in c.endpoints) or ("host" if c.netns is None else "none")
+
+
+def ipv4_shown(c: ContainerTarget) -> str:
+    return ",".join(str(ep.ipv4.ip) for ep in c.endpoints if ep.ipv4)
 
 
 def ports_shown(ports: Sequence[PortSpec]) -> str:

@@ -39,7 +39,7 @@ def parse_filters(items: Sequence[str], allowed: Sequence[str]) -> Filters:
             raise UserError(f"bad format of filter (expected name=value): {item}")
         if key not in allowed:
             raise UserError(f'invalid filter "{key}" (one of: {", ".join(allowed)})')
-        if key in ("dangling",) and value.lower() not in (*TRUE, *FALSE):
+        if key == "dangling" and value.lower() not in (*TRUE, *FALSE):
             raise UserError(f'invalid filter "{key}={value}": true or false')
         if key == "type" and value not in ("custom", "builtin"):
             raise UserError(f'invalid filter "type={value}": custom or builtin')
@@ -146,13 +146,10 @@ def _instant(value: str, now: datetime.datetime) -> datetime.datetime:
 
 
 def container_records(target: Target, no_trunc: bool = False) -> list[Record]:
-    out = []
-    for c, row in zip(sorted(target.containers, key=lambda c: c.name), render.container_rows(target),
-                      strict=True):
-        _, name, nets, ipv4, ports = row
-        out.append({"ID": c.id if no_trunc else c.short_id, "Names": name, "Name": name, "Networks": nets,
-                    "IPv4": ipv4, "Ports": ports, "Labels": _labels_text(c.labels), "CreatedAt": c.created})
-    return out
+    return [{"ID": c.id if no_trunc else c.short_id, "Names": c.name, "Name": c.name,
+             "Networks": render.networks_shown(c), "IPv4": render.ipv4_shown(c),
+             "Ports": render.ports_shown(c.ports), "Labels": _labels_text(c.labels), "CreatedAt": c.created}
+            for c in sorted(target.containers, key=lambda c: c.name)]
 
 
 def container_filter(target: Target, filters: Filters) -> Callable[[ContainerTarget], bool]:

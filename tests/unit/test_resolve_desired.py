@@ -10,6 +10,7 @@ from fake_kernel import FakeKernel
 from topologies import DEFAULT_BRIDGE, container, converge, ids, network, resolved, spec, wanted
 
 from controller import etcfiles, planview, render
+from controller.cli import listing
 from controller.desired import desired_resources
 from controller.model import (
     Attachment,
@@ -378,7 +379,7 @@ def test_table_layout() -> None:
 
 
 def test_network_ls_rows(target: Target) -> None:
-    rows = render.network_rows(target)
+    rows = [list(r.values())[:4] for r in listing.network_records(target)]  # ID, Name, Driver, Scope
     assert [r[1:] for r in rows] == [
         ["bridge", "bridge", "local"],
         ["host", "host", "local"],
@@ -401,7 +402,7 @@ def test_container_ls_rows() -> None:
         ),
     )
     target, _ = resolved(s)
-    rows = {r[1]: r[2:] for r in render.container_rows(target)}
+    rows = {r["Name"]: [r["Networks"], r["IPv4"], r["Ports"]] for r in listing.container_records(target)}
     assert rows["container1"] == ["bridge", "172.17.0.2", ""]
     assert rows["networkdisabled"] == ["none", "", ""]
     assert rows["hostnet"] == ["host", "", ""]
