@@ -8,12 +8,12 @@ via its first network's gateway, and its hosts and resolv.conf files.
 from __future__ import annotations
 
 from controller import drivers, etcfiles, resources
-from controller.firewall.iptables import rule_text
-from controller.firewall.render import firewall_resources
+from controller.firewall.wanted import DEFAULT, firewall_resources
 from controller.model import ContainerTarget, Resource, Target
 
 
-def desired_resources(target: Target) -> tuple[Resource, ...]:
+def desired_resources(target: Target, firewall: str = DEFAULT) -> tuple[Resource, ...]:
+    """`firewall`: the firewall backend whose resources are wanted (firewall/wanted.py)."""
     out: list[Resource] = []
     by_network = {n.name: n for n in target.networks}
     for network in target.networks:
@@ -30,7 +30,7 @@ def desired_resources(target: Target) -> tuple[Resource, ...]:
             ))
         out.extend(_inside(container))
         out.extend(_files(container, target))
-    out.extend(firewall_resources(target, rule_text))
+    out.extend(firewall_resources(target, firewall))
     return tuple(out)
 
 

@@ -256,6 +256,8 @@ class Kind(enum.StrEnum):
     SYSCTL = "sysctl"
     CHAIN = "chain"  # an iptables chain owned by netctl, with all its rules
     JUMP = "jump"  # the one rule in a built-in chain that jumps to a netctl chain
+    NFT_TABLE = "nftable"  # netctl's nftables table: its chains, rules and sets (not elements)
+    NFT_ELEMENT = "nftelement"  # one element of a set or map in that table
     VXLAN = "vxlan"  # an overlay network's namespace with its bridge and VXLAN device
     OVPORT = "ovport"  # a veth from an overlay network's bridge to a container
     FDB = "fdb"  # a VXLAN forwarding entry: remote endpoint's MAC -> its host (VTEP)

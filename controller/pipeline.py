@@ -30,6 +30,8 @@ from controller.errors import (
     NotFoundError,
 )
 from controller.execute import Report, execute
+from controller.firewall import backend as firewall
+from controller.firewall.wanted import BACKENDS, DEFAULT
 from controller.hooks import Hook
 from controller.kernel.netns import Sockets
 from controller.model import Action, Document, Kind, Observed, Op, Plan, Resource, Target
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("netctl")
 
 BUILTIN_NETWORKS = ("bridge", "host", "none")
+FIREWALL_ENV = "NETCTL_FIREWALL_BACKEND"  # set by --firewall-backend
+FIREWALL_SETTING = "firewall_backend"
 
 
 def now() -> str:
@@ -191,6 +195,20 @@ class Session:
             return seen
         return Observed((*seen.resources, *(r for h in self.hooks for r in h.observed())))
 
+    def _firewall(self) -> firewall.Backend:
+        """The backend in use: --firewall-backend ($NETCTL_FIREWALL_BACKEND), else the one the
+        state was last converged with, else iptables. Another one than the state's is a
+        migration: the old backend's rules are read too, so that the plan removes them in
+        the same apply that installs the new ones."""
+        stored = self.store.setting(FIREWALL_SETTING)
+        name = os.environ.get(FIREWALL_ENV) or stored or DEFAULT
+        previous = [stored] if stored else [b for b in BACKENDS if b != name]
+        return firewall.select(name, self.state_dir, previous)
+
+    def _firewall_converged(self, backend: firewall.Backend) -> None:
+        if self.store.setting(FIREWALL_SETTING) != backend.name:
+            self.store.set_setting(FIREWALL_SETTING, backend.name)
+
     def _has_store(self) -> bool:
         return any(h.has_store() for h in self.hooks)
 
@@ -220,7 +238,9 @@ class Session:
         for hook in self.hooks:  # overlay IDs, VNIs, subnets, addresses: claimed in etcd
             spec, allocations = hook.allocate(documents, changed, spec, allocations, facts, when, dry_run)
         target, allocations = resolve(spec, allocations, facts, when)  # ResolveError: the user's
-        wanted = (*desired_resources(target), *(r for h in self.hooks for r in h.wanted(target)))
+        backend = self._firewall()
+        wanted = (*desired_resources(target, backend.name),
+                  *(r for h in self.hooks for r in h.wanted(target)))
         target_ns = {c.netns for c in target.containers if c.netns}
         owned = self.store.owned_netns()
         before: list[tuple[object, ...]] | None = None
@@ -249,9 +269,12 @@ class Session:
         outcome = Outcome(the_plan, target, seen, wanted=everything,
                           namespaces=None if scope is None else frozenset(names))
         gone = (owned - target_ns) & names  # a scoped reconcile forgets only what it deleted
+        if dry_run or not the_plan.empty:
+            outcome.notes.extend(backend.coexistence())
         if dry_run or the_plan.empty:
             if not dry_run:
                 self.store.forget_netns(gone)
+                self._firewall_converged(backend)
                 self._converged(target)
                 self._verified(target)
             return outcome
@@ -259,13 +282,14 @@ class Session:
         try:
             outcome.report = execute(the_plan, self.sockets, callback)
             self._converged(target)  # DNS: names published (remote ones too), server (re)started
-            rules_changed = any(a.resource.kind in (Kind.CHAIN, Kind.JUMP) for a in the_plan.actions)
+            rules_changed = any(firewall.is_rule(a.resource.kind) for a in the_plan.actions)
             verify(the_plan, self._observe(touched_netns(the_plan), sysctls, rules_changed, services))
         except ApplyError as exc:
             if before is None or self._rolling_back:
                 raise
             raise self._roll_back(exc, before, documents, changed, target) from exc
         self.store.forget_netns(gone)
+        self._firewall_converged(backend)
         self._verified(target)  # the cluster: this host's endpoints, once the kernel has them
         return outcome
 

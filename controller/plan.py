@@ -31,6 +31,8 @@ _RANK = {
     Kind.ROUTE: 6,
     Kind.CHAIN: 7,
     Kind.JUMP: 8,
+    Kind.NFT_TABLE: 7,
+    Kind.NFT_ELEMENT: 8,
     Kind.FILE: 9,
     Kind.SERVICE: 10,
 }

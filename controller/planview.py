@@ -125,6 +125,8 @@ def _device_names(r: Resource) -> list[str]:
             return [str(a["bridge"])]
         case Kind.SYSCTL:
             return _sysctl_device(str(a["name"]))
+        case Kind.NFT_ELEMENT:  # the bridges an element names ("br-1a2b" . 172.18.0.2 ...)
+            return str(a["key"]).split('"')[1::2]
     return []
 
 

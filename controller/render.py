@@ -47,6 +47,11 @@ def describe(r: Resource) -> str:
             return f"chain {a['family']}/{a['table']}/{a['chain']}"
         case Kind.JUMP:
             return f"jump {a['family']}/{a['table']}/{a['chain']}: {a['rule']}"
+        case Kind.NFT_TABLE:
+            return f"nftables table {a['family']} {a['table']}"
+        case Kind.NFT_ELEMENT:
+            value = f" : {a['value']}" if a.get("value") else ""
+            return f"element {a['set']} {{ {a['key']}{value} }}"
         case Kind.SYSCTL:
             return f"sysctl {a['name']} = {a['value']}"
         case Kind.VXLAN:

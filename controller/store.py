@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS status (
     kind TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
     at TEXT NOT NULL, seconds REAL NOT NULL, source TEXT NOT NULL DEFAULT '',
     repaired TEXT NOT NULL DEFAULT '', PRIMARY KEY (kind, name));
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -194,6 +195,17 @@ class Store:
     def forget_netns(self, names: Iterable[str]) -> None:
         with self.transaction() as db:
             db.executemany("DELETE FROM owned_netns WHERE name = ?", [(n,) for n in names])
+
+    # ------------------------------------------------------------------ settings
+
+    def setting(self, name: str) -> str | None:
+        """A choice kept with the state (the firewall backend in use)."""
+        row = self.db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", (name, value))
 
     # ------------------------------------------------------------------ status
 

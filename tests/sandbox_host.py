@@ -26,8 +26,9 @@ STATE_DIR = "/var/lib/netctl"
 
 
 class SandboxHost:
-    def __init__(self, name: str = "sandbox") -> None:
+    def __init__(self, name: str = "sandbox", firewall: str = "iptables") -> None:
         self.name = name
+        self.firewall = firewall  # the firewall backend every netctl command here uses
         self.proc = subprocess.Popen(
             [*NETCTL, "--state-dir", STATE_DIR, "sandbox", "--", "sleep", "infinity"],
             cwd=ROOT,
@@ -54,6 +55,10 @@ class SandboxHost:
             time.sleep(0.02)
         raise RuntimeError("netctl sandbox did not start")
 
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "NETCTL_STATE_DIR": STATE_DIR, "NETCTL_SANDBOX": "1",
+                "NETCTL_FIREWALL_BACKEND": self.firewall}
+
     def enter_argv(self) -> list[str]:
         return join_argv(self.pid, str(ROOT))
 
@@ -62,7 +67,7 @@ class SandboxHost:
         input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         cmd = ["sh", "-c", argv] if isinstance(argv, str) else list(argv)
-        env = {**os.environ, "NETCTL_STATE_DIR": STATE_DIR, "NETCTL_SANDBOX": "1"}
+        env = self.env()
         result = subprocess.run(
             [*self.enter_argv(), *cmd], cwd=ROOT, env=env, capture_output=True, text=True,
             timeout=timeout, input=input,
@@ -74,7 +79,7 @@ class SandboxHost:
         return result
 
     def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen[str]:
-        env = {**os.environ, "NETCTL_STATE_DIR": STATE_DIR, "NETCTL_SANDBOX": "1"}
+        env = self.env()
         return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
             [*self.enter_argv(), *argv], cwd=ROOT, env=env, text=True, **kwargs
         )

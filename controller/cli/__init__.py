@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.config:  # through the environment: the DNS server and the controller's children read it too
         os.environ["NETCTL_CONFIG"] = args.config
+    if args.firewall_backend:
+        os.environ["NETCTL_FIREWALL_BACKEND"] = args.firewall_backend
     try:
         result: int = args.func(args)
         return result
@@ -100,6 +102,10 @@ def global_options(p: argparse.ArgumentParser, after: bool = False) -> None:
         help="the host configuration: Docker daemon.json's keys for the default bridge "
              "(bip, fixed-cidr, mtu, icc, ip-masq, ip) and default-address-pools "
              "(default: $NETCTL_CONFIG, else /etc/netctl/daemon.json if it exists)"
+        if not after else argparse.SUPPRESS)
+    add("--firewall-backend", choices=("iptables", "nftables"), default=None,
+        help="iptables or nftables (default: $NETCTL_FIREWALL_BACKEND, else the backend the state "
+             "was last applied with, else iptables); a change is one planned migration"
         if not after else argparse.SUPPRESS)
 
 

@@ -88,6 +88,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     docs = documents(args)
     with session(args) as s:
         outcome = s.apply(docs, dry_run=args.dry_run)
+    warn(outcome.notes)
     p = outcome.plan
     if args.output != "table":
         emit(args, render.plan_json(p), "")
@@ -102,6 +103,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     with session(args) as s:
         outcome = s.apply(documents(args), dry_run=True) if args.files else s.current()
+    warn(outcome.notes)
     text = "" if args.output != "table" else planview.plan_view(
         outcome.plan, outcome.target, color=use_color(sys.stdout))
     emit(args, render.plan_json(outcome.plan), text)
@@ -115,6 +117,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
     emit(args, render.plan_json(outcome.plan),
          planview.plan_view(outcome.plan, outcome.target, color=use_color(sys.stdout), verbose=False))
     return 0
+
+
+def warn(notes: list[str]) -> None:
+    """What the pipeline noticed around the change (another firewall dropping what netctl accepts)."""
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

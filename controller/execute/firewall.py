@@ -1,4 +1,4 @@
-"""Apply firewall actions through the backend (one transaction per table that changes)."""
+"""Apply firewall actions through the backends (one transaction per table that changes)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from controller.model import Action, Kind
 
 
 def apply_rules(actions: Sequence[Action]) -> int:
-    """Chain and jump actions, all at once; return the processes spawned."""
-    return backend.current().apply(actions)
+    """Every firewall action of the plan, all at once; return the processes spawned."""
+    return backend.apply(actions)
 
 
 def is_rule(kind: Kind) -> bool:
-    return kind in (Kind.CHAIN, Kind.JUMP)
+    return backend.is_rule(kind)

@@ -20,4 +20,4 @@ def apply_sysctl(action: Action) -> None:
     if name in FORWARDING and old == "0":
         # Docker's rule: whoever turns forwarding on makes FORWARD drop by default, so that
         # only what netctl's chains (or the user's) accept is forwarded.
-        backend.current().forward_policy_drop(FORWARDING[name])
+        backend.forwarding_enabled(FORWARDING[name])

@@ -1,33 +1,37 @@
-"""The firewall backend, chosen once: how netctl's chains and jumps are read from and written
-to the kernel. observe/ and execute/ talk to `current()`, never to a tool by name.
+"""The firewall backends: how netctl's rules are read from and written to the kernel.
+observe/ and execute/ talk to `current()` (the one chosen for this command) and `for_kind`,
+never to a tool by name.
 
-iptables (the only backend so far): one `iptables-save` per family to read, one
-`iptables-restore --noflush` per table that changes to write (firewall/iptables.py makes
-the text). A backend also owns the FORWARD policy that turning on forwarding implies.
+iptables (the default): one `iptables-save` per family to read, one `iptables-restore
+--noflush` per table that changes to write (firewall/iptables.py makes the text).
+nftables: one `nft -j list table inet netctl` to read, one `nft -f -` transaction to write
+(firewall/nftables.py). A backend also owns the FORWARD policy that turning on forwarding
+implies, and says what in the rest of the host's firewall would undo its verdicts.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import structlog
 
-from controller.firewall import iptables
-from controller.firewall.rules import Rule
-from controller.model import Action, Resource
+from controller.errors import UserError
+from controller.firewall import iptables, nftables, render
+from controller.firewall.wanted import BACKENDS, DEFAULT
+from controller.model import Action, Kind, Op, Resource
 
 log = structlog.get_logger("netctl.firewall")
 
 
 class Backend(Protocol):
     name: str
-
-    def rule_text(self, rule: Rule) -> str:
-        """A rule as this backend writes it and reads it back."""
-        ...
+    kinds: frozenset[Kind]  # the resource kinds it reads and writes
 
     def observe(self) -> list[Resource]:
         """netctl's chains (with their rules) and jumps, as the kernel has them."""
@@ -41,6 +45,10 @@ class Backend(Protocol):
         """Forwarding was just turned on: forward nothing but what the chains accept."""
         ...
 
+    def coexistence(self) -> list[str]:
+        """What elsewhere in the host's firewall drops what this backend accepts."""
+        ...
+
 
 SAVE = {"ipv4": "iptables-save", "ipv6": "ip6tables-save"}
 RESTORE = {"ipv4": "iptables-restore", "ipv6": "ip6tables-restore"}
@@ -49,9 +57,7 @@ POLICY = {"ipv4": "iptables", "ipv6": "ip6tables"}
 
 class Iptables:
     name = "iptables"
-
-    def rule_text(self, rule: Rule) -> str:
-        return iptables.rule_text(rule)
+    kinds = frozenset({Kind.CHAIN, Kind.JUMP})
 
     def observe(self) -> list[Resource]:
         out: list[Resource] = []
@@ -85,14 +91,176 @@ class Iptables:
                     f"{RESTORE[family]} ({table}): {result.stderr.strip()}\ninput:\n{payload}"
                 )
             log.info("restored", family=family, table=table, lines=payload.count("\n") - 2)
+        return spawned + self._forward_policy(actions)
+
+    def _forward_policy(self, actions: Sequence[Action]) -> int:
+        """A migration moves the FORWARD policy with the rules: the DROP netctl set when it
+        turned forwarding on goes with netctl's FORWARD jump when another backend takes
+        over (it would drop what that backend accepts), and comes back with the jump."""
+        spawned = 0
+        enabled = netctl_enabled_forwarding()
+        for a in actions:
+            family = a.resource.attrs.get("family", "")
+            if a.resource.kind is not Kind.JUMP or family not in enabled:
+                continue
+            if not a.resource.key.endswith(f"/filter/FORWARD/{render.FORWARD}"):
+                continue
+            if a.op is Op.CREATE:
+                policy = "DROP"
+            elif a.op is Op.DELETE and current() is not self:
+                policy = "ACCEPT"
+            else:
+                continue
+            subprocess.run([POLICY[family], "-P", "FORWARD", policy], check=True, capture_output=True)
+            log.info("FORWARD policy", family=family, policy=policy)
+            spawned += 1
         return spawned
 
     def forward_policy_drop(self, family: str) -> None:
         subprocess.run([POLICY[family], "-P", "FORWARD", "DROP"], check=True, capture_output=True)
 
+    def coexistence(self) -> list[str]:
+        return []  # iptables' chains are the kernel's FORWARD itself: its policy is netctl's
 
-_CURRENT: Backend = Iptables()
+
+NFT = "nft"
+
+
+class Nftables:
+    """netctl's own table `inet netctl`; nothing is ever added to another table."""
+
+    name = "nftables"
+    kinds = frozenset({Kind.NFT_TABLE, Kind.NFT_ELEMENT})
+
+    def observe(self) -> list[Resource]:
+        if shutil.which(NFT) is None:
+            return []
+        result = subprocess.run([NFT, "-j", "list", "table", nftables.FAMILY, nftables.TABLE],
+                                capture_output=True, text=True)
+        if result.returncode != 0:  # no such table
+            return []
+        return nftables.owned_resources(json.loads(result.stdout))
+
+    def apply(self, actions: Sequence[Action]) -> int:
+        payload = nftables.script(actions)
+        result = subprocess.run([NFT, "-f", "-"], input=payload, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"nft -f: {result.stderr.strip()}\ninput:\n{payload[:4000]}")
+        log.info("nft transaction", lines=payload.count("\n"))
+        return 1
+
+    def forward_policy_drop(self, family: str) -> None:
+        # Docker's nftables backend leaves forwarding between other interfaces to the host's
+        # own firewall (docs/firewall.md says how to block it); netctl does the same.
+        log.info("IP forwarding turned on: forwarding between non-netctl interfaces is not "
+                    "filtered by netctl's nftables table", family=family)
+
+    def coexistence(self) -> list[str]:
+        """Base chains of other tables on the forward hook with policy drop: their drop wins
+        over netctl's accept (an accept ends only its own base chain)."""
+        if shutil.which(NFT) is None:
+            return []
+        result = subprocess.run([NFT, "-j", "list", "chains"], capture_output=True, text=True)
+        if result.returncode != 0:
+            return []
+        return foreign_drops(json.loads(result.stdout))
+
+
+def foreign_drops(listing: dict[str, Any]) -> list[str]:
+    notes = []
+    for item in listing.get("nftables", []):
+        c = item.get("chain")
+        if not c or c.get("hook") != "forward" or c.get("policy") != "drop":
+            continue
+        if (c["family"], c["table"]) == (nftables.FAMILY, nftables.TABLE):
+            continue
+        hint = ("iptables' FORWARD policy (netctl's iptables backend sets it when it turns forwarding "
+                "on): `iptables -P FORWARD ACCEPT`" if c["table"] == "filter" and c["name"] == "FORWARD"
+                else "accept netctl's bridges there (see docs/firewall.md)")
+        notes.append(f"table {c['family']} {c['table']} chain {c['name']} (hook forward, priority "
+                     f"{c.get('prio')}) has policy drop: it drops forwarded traffic that netctl's "
+                     f"nftables table accepts; {hint}")
+    return notes
+
+
+_ALL: dict[str, Backend] = {"iptables": Iptables(), "nftables": Nftables()}
+
+
+@dataclass
+class _Selection:
+    current: Backend
+    read: tuple[Backend, ...]  # the current one first, then any being migrated away from
+    state_dir: str | None = None
+
+
+_SELECTED = _Selection(_ALL[DEFAULT], (_ALL[DEFAULT],))
+
+
+def named(name: str) -> Backend:
+    if name not in _ALL:
+        raise UserError(f"unknown firewall backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    return _ALL[name]
+
+
+def select(name: str, state_dir: str | None = None, previous: Sequence[str] = ()) -> Backend:
+    """The backend this command writes with, and those whose leftovers it reads to remove
+    them (a migration: the pipeline chooses both from the option and the state)."""
+    chosen = named(name)
+    others = tuple(named(p) for p in previous if p != name)
+    global _SELECTED
+    _SELECTED = _Selection(chosen, (chosen, *others), state_dir)
+    return chosen
 
 
 def current() -> Backend:
-    return _CURRENT
+    return _SELECTED.current
+
+
+def read() -> tuple[Backend, ...]:
+    return _SELECTED.read
+
+
+def for_kind(kind: Kind) -> Backend | None:
+    return next((b for b in _ALL.values() if kind in b.kinds), None)
+
+
+def is_rule(kind: Kind) -> bool:
+    return for_kind(kind) is not None
+
+
+def apply(actions: Sequence[Action]) -> int:
+    """Every firewall action of a plan: the current backend's first (the new rules are in
+    place before a migration removes the old ones); the processes spawned."""
+    spawned = 0
+    for b in sorted(_ALL.values(), key=lambda b: b is not current()):
+        mine = [a for a in actions if a.resource.kind in b.kinds]
+        if mine:
+            spawned += b.apply(mine)
+    return spawned
+
+
+# ---------------------------------------------------------------- forwarding netctl turned on
+
+FORWARDING_FILE = "forwarding-enabled"  # in the state dir: the families netctl turned forwarding on for
+
+
+def forwarding_enabled(family: str) -> None:
+    """netctl just turned forwarding on: remember it (a later migration between backends
+    moves the FORWARD policy that goes with it) and let the backend close what it opened."""
+    path = _forwarding_path()
+    if path is not None and family not in netctl_enabled_forwarding():
+        with open(path, "a", encoding="ascii") as f:
+            f.write(family + "\n")
+    current().forward_policy_drop(family)
+
+
+def netctl_enabled_forwarding() -> set[str]:
+    path = _forwarding_path()
+    if path is None or not os.path.exists(path):
+        return set()
+    with open(path, encoding="ascii") as f:
+        return {line.strip() for line in f if line.strip()}
+
+
+def _forwarding_path() -> str | None:
+    return os.path.join(_SELECTED.state_dir, FORWARDING_FILE) if _SELECTED.state_dir else None

@@ -17,6 +17,8 @@ raw     PREROUTING -> NETCTL-RAW: nothing from a bridge to the host's loopback (
 
 Rules are data (firewall/rules.py); the backend renders them (firewall/iptables.py writes them
 exactly as `iptables-save` prints them), so that observed and wanted rules compare as strings.
+The nftables backend (firewall/nftables.py) uses the same facts (`bridges`, `published`,
+`link_rules`) as set elements instead of rules.
 Chains that belong to one network are per network, so that a change to one network or
 container patches only the rules that changed.
 """
@@ -84,19 +86,17 @@ class Bridge:
     internal: bool
 
 
-def firewall_resources(target: Target, text: Text) -> list[Resource]:
-    """The chains, jumps and sysctls of `target`; `text`: the backend's rendering of a rule."""
+def chains_and_jumps(target: Target, text: Text) -> list[Resource]:
+    """The iptables backend's chains and jumps for `target`; `text`: its rendering of a rule."""
     out: list[Resource] = []
     for version, family in FAMILIES.items():
-        bridges = _bridges(target, version)
-        if not bridges:
-            continue
-        out.extend(_family(target, version, family, bridges, text))
-    out.extend(_sysctls(target))
+        found = bridges(target, version)
+        if found:
+            out.extend(_family(target, version, family, found, text))
     return out
 
 
-def _bridges(target: Target, version: int) -> list[Bridge]:
+def bridges(target: Target, version: int) -> list[Bridge]:
     out = []
     for net in sorted(target.networks, key=lambda n: n.name):
         if not drivers.get(net.driver).firewalled or net.device is None:
@@ -118,18 +118,18 @@ def _bridges(target: Target, version: int) -> list[Bridge]:
 
 
 def _family(target: Target, version: int, family: str, bridges: list[Bridge], text: Text) -> list[Resource]:
-    published = _published(target, version)
+    ports = published(target, version)
     out = [
         chain_of(family, "filter", USER, None, text),
         chain_of(family, "filter", FORWARD, _forward_rules(bridges), text),
         chain_of(family, "filter", STAGE1, _stage1_rules(bridges), text),
         chain_of(family, "filter", STAGE2, [Rule("DROP", out_dev=b.device) for b in bridges], text),
         chain_of(family, "nat", NAT, [Rule(dnat_chain(b.net)) for b in bridges if not b.internal], text),
-        chain_of(family, "nat", POSTROUTING, _postrouting_rules(bridges, published), text),
-        chain_of(family, "raw", RAW, _raw_rules(target, version, bridges, published), text),
+        chain_of(family, "nat", POSTROUTING, _postrouting_rules(bridges, ports), text),
+        chain_of(family, "raw", RAW, _raw_rules(target, version, bridges, ports), text),
     ]
     for b in bridges:
-        mine = [p for p in published if p.bridge == b.device]
+        mine = [p for p in ports if p.bridge == b.device]
         out.append(chain_of(family, "filter", in_chain(b.net), _in_rules(target, b, mine, version), text))
         if not b.internal:
             out.append(chain_of(family, "nat", dnat_chain(b.net), [p.dnat_rule() for p in mine], text))
@@ -201,7 +201,7 @@ def _host(ip: str) -> str:
     return f"{ip}/{128 if ':' in ip else 32}"
 
 
-def _published(target: Target, version: int) -> list[Published]:
+def published(target: Target, version: int) -> list[Published]:
     out = []
     for c in sorted(target.containers, key=lambda c: c.name):
         ep = publishing_endpoint(c, target)
@@ -253,11 +253,11 @@ def _host_ip(port: PortSpec, net: NetworkTarget, version: int) -> str | None:
 def _in_rules(target: Target, b: Bridge, mine: list[Published], version: int) -> list[Rule]:
     rules = [p.accept_rule() for p in mine]
     if not b.icc and b.net.default_bridge:  # a link opens the pair on the default bridge only (Docker)
-        rules += _link_rules(target, b, version)
+        rules += link_rules(target, b, version)
     return rules
 
 
-def _link_rules(target: Target, b: Bridge, version: int) -> list[Rule]:
+def link_rules(target: Target, b: Bridge, version: int) -> list[Rule]:
     """With ICC off, a legacy link opens exactly the linked pair (on exposed ports if any)."""
     rules = []
     for c in sorted(target.containers, key=lambda c: c.name):
@@ -324,7 +324,7 @@ def _raw_rules(target: Target, version: int, bridges: list[Bridge], published: l
 # ---------------------------------------------------------------------------- sysctls
 
 
-def _sysctls(target: Target) -> list[Resource]:
+def sysctls(target: Target) -> list[Resource]:
     bridges = [n for n in target.networks if drivers.get(n.driver).firewalled and n.device]
     if not bridges:
         return []

@@ -25,7 +25,7 @@ def observe(
     sockets: Sockets, containers: Collection[str], sysctls: Collection[str] = (), rules: bool = True
 ) -> Observed:
     """`sysctls`: the names the target sets (only those are read: the rest are the host's).
-    `rules`: read the firewall (two iptables-save runs); verify skips it when nothing changed it."""
+    `rules`: read the firewall (its backend's tools); verify skips it when nothing changed it."""
     root = rtdump.dump(None, routes=False, bridge_ports=True)
     bridges = netlink.host_links(root)
     out: list[Resource] = list(bridges)

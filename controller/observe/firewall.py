@@ -10,8 +10,8 @@ from controller.model import Resource
 
 
 def rules() -> list[Resource]:
-    """netctl's chains and jumps, read by the firewall backend."""
-    return backend.current().observe()
+    """netctl's firewall, read by the backend in use (and by the one a migration leaves)."""
+    return [r for b in backend.read() for r in b.observe()]
 
 
 def sysctls(wanted: Collection[str]) -> list[Resource]:

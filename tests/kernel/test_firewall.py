@@ -1,4 +1,5 @@
-"""Docker's bridge firewall semantics, checked with real TCP/UDP inside sandbox hosts.
+"""Docker's bridge firewall semantics, checked with real TCP/UDP inside sandbox hosts, for
+both firewall backends (every test runs with iptables and with nftables).
 
 Host A runs netctl; `outside` is a second sandbox host wired to A's uplink (198.18.0.1 <->
 198.18.0.2), standing in for another machine on the network.
@@ -6,7 +7,7 @@ Host A runs netctl; `outside` is a second sandbox host wired to A's uplink (198.
 
 from __future__ import annotations
 
-import subprocess
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -51,6 +52,27 @@ def allowed(src: str, dst: str) -> bool:
         return False  # isolation between bridge networks, both ways
     # ICC off on quiet: a link on a user-defined network opens nothing (Docker)
     return net[dst] != "quiet"
+
+
+@pytest.fixture(params=["iptables", "nftables"])
+def host(request: pytest.FixtureRequest) -> Iterator[SandboxHost]:
+    h = SandboxHost(firewall=request.param)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def netctl_firewall(host: SandboxHost) -> str:
+    """What netctl has in the firewall, as text: its iptables chains or its nftables table."""
+    if host.firewall == "nftables":
+        return host.run("nft list table inet netctl 2>/dev/null || true").stdout
+    return host.run("iptables-save; ip6tables-save").stdout
+
+
+def owned(host: SandboxHost) -> bool:
+    text = netctl_firewall(host)
+    return "table inet netctl" in text if host.firewall == "nftables" else "NETCTL" in text
 
 
 @pytest.fixture
@@ -123,7 +145,7 @@ def test_publishing_on_an_internal_network_is_rejected(host: SandboxHost) -> Non
                                          container("v", "vault", ports=["8080:80"])))
     result = host.netctl("apply", "-f", "/tmp/bad.yaml", check=False)
     assert result.returncode == 2 and "internal" in result.stderr
-    assert "NETCTL" not in host.run(["iptables-save"]).stdout
+    assert not owned(host)
 
 
 FOREIGN = [
@@ -133,12 +155,16 @@ FOREIGN = [
     ["iptables", "-t", "nat", "-N", "MINE"],
     ["iptables", "-t", "nat", "-A", "MINE", "-p", "tcp", "--dport", "1", "-j", "RETURN"],
     ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"],
+    ["nft", "add table inet mine"],
+    ["nft", "add chain inet mine early { type filter hook forward priority -1; policy accept; }"],
+    ["nft", "add rule inet mine early iifname eth9 counter accept"],
 ]
 
 
 def foreign_rules(host: SandboxHost) -> list[str]:
     out = host.run(["iptables-save"]).stdout.splitlines()
-    return [ln for ln in out if (ln.startswith("-A") and "NETCTL" not in ln) or ln.startswith(":MINE")]
+    mine = host.run(["nft", "list", "table", "inet", "mine"]).stdout.splitlines()
+    return [ln for ln in out if (ln.startswith("-A") and "NETCTL" not in ln) or ln.startswith(":MINE")] + mine
 
 
 def test_foreign_rules_survive_apply_and_delete(host: SandboxHost) -> None:
@@ -150,10 +176,12 @@ def test_foreign_rules_survive_apply_and_delete(host: SandboxHost) -> None:
     assert foreign_rules(host) == before
     host.netctl("delete", "-f", "/tmp/matrix.yaml")
     assert foreign_rules(host) == before
-    assert "NETCTL" not in host.run(["iptables-save"]).stdout
+    assert not owned(host)
 
 
 def test_a_rule_deleted_by_hand_is_shown_and_restored(host: SandboxHost) -> None:
+    if host.firewall == "nftables":
+        return _nft_rule_and_element_deleted_by_hand(host)
     host.write("/tmp/matrix.yaml", MATRIX)
     host.netctl("apply", "-f", "/tmp/matrix.yaml")
     rule = "-A NETCTL-RAW -d 10.10.1.30/32 ! -i"
@@ -170,6 +198,29 @@ def test_a_rule_deleted_by_hand_is_shown_and_restored(host: SandboxHost) -> None
     assert host.netctl("plan").stdout.strip() == "no changes"
 
 
+def _nft_rule_and_element_deleted_by_hand(host: SandboxHost) -> None:
+    host.write("/tmp/matrix.yaml", MATRIX)
+    host.netctl("apply", "-f", "/tmp/matrix.yaml")
+    listing = json.loads(host.run(["nft", "-j", "list", "table", "inet", "netctl"]).stdout)["nftables"]
+    rule = next(i["rule"] for i in listing if "rule" in i and i["rule"]["chain"] == "prerouting")
+    host.run(["nft", "delete", "rule", "inet", "netctl", "prerouting", "handle", str(rule["handle"])])
+    front = _device(host, "front")
+    host.run(["nft", f'delete element inet netctl via4 {{ 10.10.1.30 . "{front}" }}'])
+    host.run(["nft", "add rule inet netctl forward counter accept"])  # a rule that is not netctl's
+    drift = host.netctl("plan").stdout
+    assert "~ nftables table inet netctl: skeleton" in drift, drift
+    assert f'+ element via4 {{ 10.10.1.30 . "{_device(host, "front")}" }}' in drift
+    host.netctl("apply", "-f", "/tmp/matrix.yaml")
+    text = netctl_firewall(host)
+    assert "fib daddr type local jump published" in text and "counter accept" not in text
+    assert host.netctl("plan").stdout.strip() == "no changes"
+
+
+def _device(host: SandboxHost, network: str) -> str:
+    network_id = json.loads(host.netctl("-o", "json", "network", "inspect", network).stdout)[0]["Id"]
+    return f"br-{network_id[:12]}"
+
+
 SHIM = """#!/bin/sh
 echo "$0 $*" >> /tmp/restores.log
 exec /usr/sbin/$(basename "$0") "$@"
@@ -177,7 +228,7 @@ exec /usr/sbin/$(basename "$0") "$@"
 
 
 def test_one_restore_per_table_and_none_on_a_no_op(host: SandboxHost) -> None:
-    for tool in ("iptables-restore", "ip6tables-restore"):
+    for tool in ("iptables-restore", "ip6tables-restore", "nft"):
         host.write(f"/tmp/shim/{tool}", SHIM)
         host.run(["chmod", "+x", f"/tmp/shim/{tool}"])
     many = [container(f"c{i}", ports=[f"{10000 + i}:80"]) for i in range(30)]
@@ -188,8 +239,23 @@ def test_one_restore_per_table_and_none_on_a_no_op(host: SandboxHost) -> None:
         host.run(["env", "PATH=/tmp/shim:/usr/sbin:/usr/bin:/sbin:/bin", *NETCTL, *args])
         return host.run(["cat", "/tmp/restores.log"]).stdout.splitlines()
 
-    assert len(restores("apply", "-f", "/tmp/many.yaml")) == 3  # raw, nat, filter: once each
-    assert restores("apply", "-f", "/tmp/many.yaml") == []  # no-op: not a single restore
+    def writes(calls: list[str]) -> list[str]:
+        return [c for c in calls if "restore" in c or " -f " in c]
+
+    if host.firewall == "nftables":  # one transaction for everything; reading is `nft -j list`
+        assert len(writes(restores("apply", "-f", "/tmp/many.yaml"))) == 1
+    else:
+        assert len(writes(restores("apply", "-f", "/tmp/many.yaml"))) == 3  # raw, nat, filter: once each
+    assert writes(restores("apply", "-f", "/tmp/many.yaml")) == []  # no-op: not a single write
+    # One more published port: one transaction (one element in each of dnat, published, hairpin).
+    many.append(container("c30", ports=["10030:80"]))
+    host.write("/tmp/many.yaml", manifest(*many))
+    plan = host.netctl("plan", "-o", "json", "-f", "/tmp/many.yaml").stdout
+    if host.firewall == "nftables":
+        changed = [a for a in json.loads(plan) if a["kind"].startswith("nft")]
+        assert sorted(a["attrs"]["set"] for a in changed) == [
+            "containers4", "dnat4any", "hairpin4", "published4", "via4"], changed
+        assert all(a["op"] == "create" for a in changed)
 
 
 def test_legacy_link_writes_hosts_entries(host: SandboxHost) -> None:
@@ -208,7 +274,7 @@ def test_ruleset_after_delete_all_has_no_netctl_chain(host: SandboxHost) -> None
     host.netctl("delete", "-f", "/tmp/matrix.yaml")
     for tool in ("iptables-save", "ip6tables-save"):
         assert "NETCTL" not in host.run([tool]).stdout
-    assert subprocess.run(["true"]).returncode == 0
+    assert "netctl" not in host.run(["nft", "list", "tables"]).stdout
 
 
 DUAL = manifest(
@@ -220,13 +286,16 @@ DUAL = manifest(
 )
 
 
-def test_ipv6_gets_the_same_rules_through_ip6tables(host: SandboxHost, outside: SandboxHost) -> None:
+def test_ipv6_gets_the_same_rules(host: SandboxHost, outside: SandboxHost) -> None:
     wire(host, outside, f"{A_IP}/24", f"{OUT_IP}/24")
     host.run(["ip", "-6", "addr", "add", "fd00:99::1/64", "dev", "uplink", "nodad"])
     outside.run(["ip", "-6", "addr", "add", "fd00:99::2/64", "dev", "uplink", "nodad"])
     host.write("/tmp/dual.yaml", DUAL)
     host.netctl("apply", "-f", "/tmp/dual.yaml")
-    assert "NETCTL-FORWARD" in host.run(["ip6tables-save"]).stdout
+    if host.firewall == "nftables":
+        assert "fd00:20:1::/64" in netctl_firewall(host)  # masquerade6, own6
+    else:
+        assert "NETCTL-FORWARD" in host.run(["ip6tables-save"]).stdout
     server = serve(host, PORT, ["a1", "a2", "b1"])
     try:
         a2, b1 = "fd00:20:1::3", "fd00:20:2::2"
@@ -242,3 +311,4 @@ def test_ipv6_gets_the_same_rules_through_ip6tables(host: SandboxHost, outside: 
         server.wait()
     host.netctl("delete", "-f", "/tmp/dual.yaml")
     assert "NETCTL" not in host.run(["ip6tables-save"]).stdout
+    assert not owned(host)
