@@ -49,6 +49,7 @@ log = structlog.get_logger("netctl")
 BUILTIN_NETWORKS = ("bridge", "host", "none")
 FIREWALL_ENV = "NETCTL_FIREWALL_BACKEND"  # set by --firewall-backend
 FIREWALL_SETTING = "firewall_backend"
+FORWARDING_SETTING = "forwarding_enabled"  # families netctl turned IP forwarding on for
 
 
 def now() -> str:
@@ -203,11 +204,19 @@ class Session:
         stored = self.store.setting(FIREWALL_SETTING)
         name = os.environ.get(FIREWALL_ENV) or stored or DEFAULT
         previous = [stored] if stored else [b for b in BACKENDS if b != name]
-        return firewall.select(name, self.state_dir, previous)
+        forwarding = (self.store.setting(FORWARDING_SETTING) or "").split()
+        return firewall.select(name, previous, forwarding)
 
     def _firewall_converged(self, backend: firewall.Backend) -> None:
         if self.store.setting(FIREWALL_SETTING) != backend.name:
             self.store.set_setting(FIREWALL_SETTING, backend.name)
+
+    def _remember_forwarding(self) -> None:
+        """The families netctl turned forwarding on for, kept even when the apply failed
+        after turning it on (a migration moves the FORWARD policy that goes with it)."""
+        families = " ".join(sorted(firewall.netctl_enabled_forwarding()))
+        if families != (self.store.setting(FORWARDING_SETTING) or ""):
+            self.store.set_setting(FORWARDING_SETTING, families)
 
     def _has_store(self) -> bool:
         return any(h.has_store() for h in self.hooks)
@@ -280,7 +289,10 @@ class Session:
             return outcome
         callback = self.progress(the_plan) if self.progress else None
         try:
-            outcome.report = execute(the_plan, self.sockets, callback)
+            try:
+                outcome.report = execute(the_plan, self.sockets, callback)
+            finally:
+                self._remember_forwarding()
             self._converged(target)  # DNS: names published (remote ones too), server (re)started
             rules_changed = any(firewall.is_rule(a.resource.kind) for a in the_plan.actions)
             verify(the_plan, self._observe(touched_netns(the_plan), sysctls, rules_changed, services))

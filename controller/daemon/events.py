@@ -11,6 +11,11 @@ Notifications are filtered to what netctl owns, so that foreign interfaces flapp
 cause reconciles: in the host's namespace only our bridges and veths (by name, or by index
 for addresses), inside a container every link and global address and the default routes.
 Link-local IPv6 addresses come and go by themselves (and are not ours): ignored.
+
+Firewall changes come from nfnetlink's nftables group (one more socket in the host's
+namespace): a change to netctl's table, or to the iptables-nft tables its iptables chains
+live in (`nft flush ruleset`, a firewall reload), wakes a host reconcile at once instead of
+at the next resync.
 """
 
 from __future__ import annotations
@@ -225,6 +230,47 @@ def open_socket(name: str | None) -> socket.socket:
         return make()
 
 
+NETLINK_NETFILTER = 12
+NFNLGRP_NFTABLES = 7
+NFNL_SUBSYS_NFTABLES = 10
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+FIREWALL = "\0firewall"  # the nftables socket's place among the namespaces' sockets
+# netctl's nftables table, and the tables iptables-nft keeps netctl's iptables chains in
+FIREWALL_TABLES = frozenset({"netctl", "filter", "nat", "raw"})
+
+
+def open_nftables_socket() -> socket.socket | None:
+    """A netfilter netlink socket subscribed to nftables changes (None: the kernel has none)."""
+    try:
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, NETLINK_NETFILTER)
+    except OSError:
+        return None
+    try:
+        s.bind((0, 0))
+        s.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_NFTABLES)
+    except OSError:
+        s.close()
+        return None
+    return s
+
+
+def nftables_tables(data: bytes) -> Iterator[str]:
+    """The table each nftables notification in `data` concerns: NFTA_*_TABLE, attribute 1
+    after the 4-byte nfgenmsg, in table, chain, rule, set and element messages alike."""
+    offset = 0
+    while offset + 16 <= len(data):
+        length, msg_type = struct.unpack_from("=IH", data, offset)
+        if length < 16:
+            return
+        if msg_type >> 8 == NFNL_SUBSYS_NFTABLES:
+            attrs = _attrs(data[offset + 20:offset + length])
+            name = attrs.get(1)
+            if name:
+                yield _text(name)
+        offset += (length + 3) & ~3
+
+
 class NetlinkListener(threading.Thread):
     """Reads every subscribed socket, posts KernelChanged for what netctl owns."""
 
@@ -243,6 +289,11 @@ class NetlinkListener(threading.Thread):
         self._links = LinkMemory()
         self._host = open_socket(None)
         self._add(None, self._host)
+        self._firewall = open_nftables_socket()
+        if self._firewall is not None:
+            with self._lock:
+                self._by_fd[self._firewall.fileno()] = (FIREWALL, self._firewall)
+            self._epoll.register(self._firewall.fileno(), select.EPOLLIN)
         with contextlib.suppress(OSError):
             self._host.send(link_dump_request())
 
@@ -284,6 +335,8 @@ class NetlinkListener(threading.Thread):
         for name in list(self._by_ns):
             self._remove(name)
         self._host.close()
+        if self._firewall is not None:
+            self._firewall.close()
         self._epoll.close()
         os.close(self._stop_r)
         os.close(self._stop_w)
@@ -321,6 +374,8 @@ class NetlinkListener(threading.Thread):
                     self._drain(*entry)
 
     def _drain(self, name: str | None, sock: socket.socket) -> None:
+        if name == FIREWALL:
+            return self._drain_firewall(sock)
         for _ in range(64):  # bounded: other sockets get their turn
             try:
                 data = sock.recv(1 << 16)
@@ -338,6 +393,26 @@ class NetlinkListener(threading.Thread):
                 judged = self._judge(name, n, sock)
                 if judged is not None:
                     self.post(KernelChanged(judged[0], judged[1], now))
+
+    def _drain_firewall(self, sock: socket.socket) -> None:
+        """One event per batch of nftables notifications that concern our tables."""
+        tables: set[str] = set()
+        for _ in range(64):
+            try:
+                data = sock.recv(1 << 16)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    tables.add("(notifications lost)")
+                    continue
+                return
+            if not data:
+                break
+            tables.update(t for t in nftables_tables(data) if t in FIREWALL_TABLES)
+        if tables:
+            what = f"firewall table {', '.join(sorted(tables))} changed"
+            self.post(KernelChanged(None, what, self.clock()))
 
     def _judge(
         self, name: str | None, n: Notification, sock: socket.socket

@@ -12,11 +12,10 @@ implies, and says what in the rest of the host's firewall would undo its verdict
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -151,7 +150,7 @@ class Nftables:
 
     def forward_policy_drop(self, family: str) -> None:
         # Docker's nftables backend leaves forwarding between other interfaces to the host's
-        # own firewall (docs/firewall.md says how to block it); netctl does the same.
+        # own firewall (the README says how to block it); netctl does the same.
         log.info("IP forwarding turned on: forwarding between non-netctl interfaces is not "
                     "filtered by netctl's nftables table", family=family)
 
@@ -170,16 +169,23 @@ def foreign_drops(listing: dict[str, Any]) -> list[str]:
     notes = []
     for item in listing.get("nftables", []):
         c = item.get("chain")
-        if not c or c.get("hook") != "forward" or c.get("policy") != "drop":
+        if not c or c.get("hook") != "forward":
             continue
-        if (c["family"], c["table"]) == (nftables.FAMILY, nftables.TABLE):
+        where = (f"table {c['family']} {c['table']} chain {c['name']} (hook forward, priority "
+                 f"{c.get('prio')})")
+        if c["table"] == "firewalld":
+            # firewalld's policy is accept, but its last rule rejects what no zone allows
+            notes.append(f"{where}: firewalld rejects forwarded traffic between interfaces of no "
+                         "zone; put netctl's bridges in a zone that forwards, as Docker does with its "
+                         "`docker` zone: `firewall-cmd --permanent --zone=trusted --add-interface=BRIDGE`")
+            continue
+        if c.get("policy") != "drop" or (c["family"], c["table"]) == (nftables.FAMILY, nftables.TABLE):
             continue
         hint = ("iptables' FORWARD policy (netctl's iptables backend sets it when it turns forwarding "
                 "on): `iptables -P FORWARD ACCEPT`" if c["table"] == "filter" and c["name"] == "FORWARD"
-                else "accept netctl's bridges there (see docs/firewall.md)")
-        notes.append(f"table {c['family']} {c['table']} chain {c['name']} (hook forward, priority "
-                     f"{c.get('prio')}) has policy drop: it drops forwarded traffic that netctl's "
-                     f"nftables table accepts; {hint}")
+                else "accept netctl's bridges there (README: The nftables backend)")
+        notes.append(f"{where} has policy drop: it drops forwarded traffic that netctl's nftables "
+                     f"table accepts; {hint}")
     return notes
 
 
@@ -190,7 +196,8 @@ _ALL: dict[str, Backend] = {"iptables": Iptables(), "nftables": Nftables()}
 class _Selection:
     current: Backend
     read: tuple[Backend, ...]  # the current one first, then any being migrated away from
-    state_dir: str | None = None
+    # the families netctl turned forwarding on for (kept in the state by the pipeline)
+    forwarding: set[str] = field(default_factory=set)
 
 
 _SELECTED = _Selection(_ALL[DEFAULT], (_ALL[DEFAULT],))
@@ -202,13 +209,13 @@ def named(name: str) -> Backend:
     return _ALL[name]
 
 
-def select(name: str, state_dir: str | None = None, previous: Sequence[str] = ()) -> Backend:
+def select(name: str, previous: Sequence[str] = (), forwarding: Iterable[str] = ()) -> Backend:
     """The backend this command writes with, and those whose leftovers it reads to remove
     them (a migration: the pipeline chooses both from the option and the state)."""
     chosen = named(name)
     others = tuple(named(p) for p in previous if p != name)
     global _SELECTED
-    _SELECTED = _Selection(chosen, (chosen, *others), state_dir)
+    _SELECTED = _Selection(chosen, (chosen, *others), set(forwarding))
     return chosen
 
 
@@ -241,26 +248,13 @@ def apply(actions: Sequence[Action]) -> int:
 
 # ---------------------------------------------------------------- forwarding netctl turned on
 
-FORWARDING_FILE = "forwarding-enabled"  # in the state dir: the families netctl turned forwarding on for
-
 
 def forwarding_enabled(family: str) -> None:
     """netctl just turned forwarding on: remember it (a later migration between backends
     moves the FORWARD policy that goes with it) and let the backend close what it opened."""
-    path = _forwarding_path()
-    if path is not None and family not in netctl_enabled_forwarding():
-        with open(path, "a", encoding="ascii") as f:
-            f.write(family + "\n")
+    _SELECTED.forwarding.add(family)
     current().forward_policy_drop(family)
 
 
 def netctl_enabled_forwarding() -> set[str]:
-    path = _forwarding_path()
-    if path is None or not os.path.exists(path):
-        return set()
-    with open(path, encoding="ascii") as f:
-        return {line.strip() for line in f if line.strip()}
-
-
-def _forwarding_path() -> str | None:
-    return os.path.join(_SELECTED.state_dir, FORWARDING_FILE) if _SELECTED.state_dir else None
+    return set(_SELECTED.forwarding)
