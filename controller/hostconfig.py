@@ -21,6 +21,7 @@ from controller.model import Document
 
 DEFAULT_PATH = "/etc/netctl/daemon.json"
 ENV = "NETCTL_CONFIG"
+HOST_WIDE = {"default-address-pools", "bridge-accept-fwmark"}  # keys that do not shape the default bridge
 
 
 
@@ -38,6 +39,10 @@ class HostConfig:
             if isinstance(base, ipaddress.IPv4Network) and pool["size"] >= base.prefixlen:
                 out.extend(base.subnets(new_prefix=pool["size"]))
         return tuple(out)
+
+    @property
+    def accept_fwmark(self) -> str:
+        return str((self.values or {}).get("bridge-accept-fwmark", ""))
 
 
 def path() -> str:
@@ -84,7 +89,7 @@ def _check(config: HostConfig, doc: Document) -> None:
 def builtin(documents: Sequence[Document], config: HostConfig) -> list[Document]:
     """The shipped default networks with the configuration's keys folded into `bridge`."""
     values = config.values or {}
-    if not values.keys() - {"default-address-pools"}:
+    if not values.keys() - HOST_WIDE:
         return list(documents)
     out = []
     for doc in documents:

@@ -229,6 +229,9 @@ class Target:
     host_resolvers: tuple[str, ...] = ()
     host_search: tuple[str, ...] = ()
     host_options: tuple[str, ...] = ()
+    # packets with this firewall mark (VALUE or VALUE/MASK) are accepted by netctl's nftables
+    # forward chain: the user's way past netctl's drops (Docker's --bridge-accept-fwmark)
+    accept_fwmark: str = ""
 
     def network(self, name: str) -> NetworkTarget | None:
         return next((n for n in self.networks if n.name == name), None)

@@ -39,6 +39,7 @@ class HostFacts:
     search: tuple[str, ...] = ()
     options: tuple[str, ...] = ()  # the host's resolv.conf `options` (timeout:1, rotate, ...)
     pools: tuple[ipaddress.IPv4Network, ...] = ()  # default-address-pools (): netctl's defaults
+    accept_fwmark: str = ""  # bridge-accept-fwmark
 
 
 def resolve(
@@ -70,7 +71,7 @@ def resolve(
     containers = tuple(
         _container_target(c, ids, created, by_name, addresses) for c in spec.containers
     )
-    target = Target(networks, containers, host.resolvers, host.search, host.options)
+    target = Target(networks, containers, host.resolvers, host.search, host.options, host.accept_fwmark)
     return target, Allocations(ids, created, subnets, addresses)
 
 

@@ -100,7 +100,8 @@ def global_options(p: argparse.ArgumentParser, after: bool = False) -> None:
         if not after else argparse.SUPPRESS)
     add("--config", metavar="FILE", default=None,
         help="the host configuration: Docker daemon.json's keys for the default bridge "
-             "(bip, fixed-cidr, mtu, icc, ip-masq, ip) and default-address-pools "
+             "(bip, fixed-cidr, mtu, icc, ip-masq, ip), default-address-pools and "
+             "bridge-accept-fwmark (nftables) "
              "(default: $NETCTL_CONFIG, else /etc/netctl/daemon.json if it exists)"
         if not after else argparse.SUPPRESS)
     add("--firewall-backend", choices=("iptables", "nftables"), default=None,

@@ -12,7 +12,9 @@ rules per network: publishing port 1,001 adds one element to each of `dnat4`, `p
 `hairpin4`; a range of ports mapped to the same ports is one element; no chain is rewritten
 when a container or network comes or goes. Rules carry a comment with a digest of their text,
 so that a rule changed or added by hand shows as drift; the kernel's state is read back as
-JSON (`nft -j list table inet netctl`), never by parsing text.
+JSON (`nft -j list table inet netctl`), never by parsing text. The one rule that depends on
+the host: `bridge-accept-fwmark` puts a mark-accept rule first in `forward`, its mark repeated
+in the rule's comment so that it reads back into the table resource.
 
 Resources: the table (its `skeleton` attribute is the digest of chains, rules and sets: any
 difference is repaired in place, in one transaction, keeping the elements) and one resource
@@ -21,6 +23,7 @@ per element (`nft:element/SET/KEY`), whose parent is the table.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -36,6 +39,7 @@ FAMILY = "inet"
 TABLE = "netctl"
 TABLE_KEY = f"nft:table/{FAMILY}/{TABLE}"
 COMMENT = "netctl:"  # every rule's comment starts with it, then the digest of its text
+MARK_COMMENT = " fwmark "  # then, on the accept-mark rule, the mark (read back into the table)
 PROTOCOLS = "{{ tcp, udp, sctp }}"  # braces doubled: rule templates are formatted
 
 
@@ -117,6 +121,20 @@ def _dnat(daddr: bool, suffix: str) -> list[str]:
     return _both(f"meta l4proto {PROTOCOLS} dnat {{ip}} to {key} map @dnat{{v}}{suffix}")
 
 
+def mark_rule(fwmark: str) -> str:
+    """bridge-accept-fwmark's rule: VALUE or VALUE/MASK, as Docker takes it."""
+    value, _, mask = fwmark.partition("/")
+    return f"meta mark and {mask} == {value} accept" if mask else f"meta mark {value} accept"
+
+
+def chains(fwmark: str = "") -> tuple[Chain, ...]:
+    """CHAINS, with the accept-mark rule first in `forward` when the host configures one."""
+    if not fwmark:
+        return CHAINS
+    forward, *rest = CHAINS
+    return (dataclasses.replace(forward, rules=(mark_rule(fwmark), *forward.rules)), *rest)
+
+
 CHAINS: tuple[Chain, ...] = (
     Chain("forward", (
         "oifname @bridges ct state established,related accept",
@@ -168,9 +186,10 @@ def skeleton_digest(
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def wanted_digest() -> str:
+def wanted_digest(fwmark: str = "") -> str:
     return skeleton_digest(
-        ((c.name, list(c.hook) if c.hook else None, [rule_id(c.name, r) for r in c.rules]) for c in CHAINS),
+        ((c.name, list(c.hook) if c.hook else None, [rule_id(c.name, r) for r in c.rules])
+         for c in chains(fwmark)),
         ((s.name, list(s.types), list(s.data), s.interval) for s in SETS),
     )
 
@@ -178,12 +197,13 @@ def wanted_digest() -> str:
 # ---------------------------------------------------------------------------- elements
 
 
-def table() -> Resource:
-    return _table(wanted_digest())
+def table(fwmark: str = "") -> Resource:
+    return _table(wanted_digest(fwmark), fwmark)
 
 
-def _table(digest: str) -> Resource:
-    return Resource(Kind.NFT_TABLE, TABLE_KEY, {"family": FAMILY, "table": TABLE, "skeleton": digest})
+def _table(digest: str, fwmark: str) -> Resource:
+    return Resource(Kind.NFT_TABLE, TABLE_KEY,
+                    {"family": FAMILY, "table": TABLE, "skeleton": digest, "accept_fwmark": fwmark})
 
 
 def element(set_name: str, key: Sequence[str], value: Sequence[str] = ()) -> Resource:
@@ -208,7 +228,7 @@ def resources(target: Target) -> list[Resource]:
             elements[r.key] = r
     if not any_bridge:
         return []
-    return [table(), *elements.values()]
+    return [table(target.accept_fwmark), *elements.values()]
 
 
 def _q(ifname: str) -> str:
@@ -305,6 +325,7 @@ def owned_resources(listing: Mapping[str, Any]) -> list[Resource]:
     chains: dict[str, tuple[object, list[str]]] = {}
     sets: list[tuple[object, ...]] = []
     out: list[Resource] = []
+    fwmark = ""
     for item in items:
         if "chain" in item:
             c = item["chain"]
@@ -314,6 +335,8 @@ def owned_resources(listing: Mapping[str, Any]) -> list[Resource]:
             r = item["rule"]
             comment = str(r.get("comment", ""))
             ident = comment[len(COMMENT):] if comment.startswith(COMMENT) else f"foreign:{r.get('handle')}"
+            ident, _, mark = ident.partition(MARK_COMMENT)
+            fwmark = fwmark or mark
             chains.setdefault(r["chain"], (None, []))[1].append(ident)
         elif "set" in item or "map" in item:
             s = item.get("set") or item["map"]
@@ -323,7 +346,7 @@ def owned_resources(listing: Mapping[str, Any]) -> list[Resource]:
             for e in s.get("elem", []):
                 out.append(_observed_element(s["name"], types, data, e))
     digest = skeleton_digest(((n, h, r) for n, (h, r) in chains.items()), sets)
-    return [_table(digest), *out]
+    return [_table(digest, fwmark), *out]
 
 
 def _types(t: str | list[str]) -> list[str]:
@@ -377,22 +400,25 @@ def script(actions: Sequence[Action]) -> str:
     lines += _element_lines("delete", [a.resource for a in elements if a.op is Op.DELETE])
     if any(a.op is Op.DELETE for a in table_actions):
         lines.append(f"delete table {FAMILY} {TABLE}")
-    if any(a.op is not Op.DELETE for a in table_actions):
-        lines += skeleton_lines()
+    for a in table_actions:
+        if a.op is not Op.DELETE:
+            lines += skeleton_lines(str(a.resource.attr("accept_fwmark", "")))
     lines += _element_lines("add", [a.resource for a in elements if a.op is not Op.DELETE])
     return "\n".join(lines) + "\n"
 
 
-def skeleton_lines() -> list[str]:
+def skeleton_lines(fwmark: str = "") -> list[str]:
     """The table, its sets and chains, and every chain's rules, from scratch or over what is
     there: `add` keeps what exists, each chain is flushed and refilled, elements stay."""
     lines = [f"add table {FAMILY} {TABLE}"]
     lines += [s.declaration() for s in SETS]
-    lines += [c.declaration() for c in CHAINS]
-    for c in CHAINS:
+    lines += [c.declaration() for c in chains(fwmark)]
+    marked = mark_rule(fwmark) if fwmark else None
+    for c in chains(fwmark):
         lines.append(f"flush chain {FAMILY} {TABLE} {c.name}")
-        lines += [f'add rule {FAMILY} {TABLE} {c.name} {r} comment "{COMMENT}{rule_id(c.name, r)}"'
-                  for r in c.rules]
+        for r in c.rules:
+            comment = COMMENT + rule_id(c.name, r) + (f"{MARK_COMMENT}{fwmark}" if r == marked else "")
+            lines.append(f'add rule {FAMILY} {TABLE} {c.name} {r} comment "{comment}"')
     return lines
 
 

@@ -85,4 +85,5 @@ def host_facts(sockets: Sockets) -> HostFacts:
             servers, search, options = etcfiles.host_resolvers(f.read())
     except OSError:
         servers, search, options = (), (), ()
-    return HostFacts(tuple(routes), servers, search, options, hostconfig.current().pools)
+    config = hostconfig.current()
+    return HostFacts(tuple(routes), servers, search, options, config.pools, config.accept_fwmark)

@@ -152,3 +152,56 @@ def _until(check: object, seconds: float) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+
+COEXIST = manifest(  # ICC off: netctl's forward chain drops between the two containers
+    network("quiet", "10.30.1.0/24", options={"com.docker.network.bridge.enable_icc": "false"}),
+    container("q1", ("quiet", "10.30.1.10")),
+    container("q2", ("quiet", "10.30.1.20")),
+)
+
+
+def test_the_users_own_table_drops_first_and_its_mark_gets_past_netctl(host: SandboxHost) -> None:
+    """The DOCKER-USER equivalent (README: The nftables backend): the user's table at
+    priority filter - 1 runs first; a drop there wins, an accept there does not override
+    netctl's drops, a firewall mark named by bridge-accept-fwmark does."""
+    host.firewall = "nftables"
+    host.write("/tmp/topology.yaml", COEXIST)
+    host.netctl("apply", "-f", "/tmp/topology.yaml")
+    server = serve(host, 8000, ["q1", "q2"])
+    try:
+        def reach() -> dict[str, str | None]:
+            return probe(host, "tcp", [("q1", "10.30.1.20", 8000), ("q2", "10.30.1.10", 8000)])
+
+        closed = {"q1>10.30.1.20:8000": None, "q2>10.30.1.10:8000": None}
+        assert reach() == closed
+        host.run(["nft", "-f", "-"], input="""
+table inet mine {
+  chain forward {
+    type filter hook forward priority filter - 1; policy accept;
+    ip saddr 10.30.1.10 ip daddr 10.30.1.20 meta mark set 0x1
+    ip saddr 10.30.1.20 ip daddr 10.30.1.10 accept
+  }
+}
+""")
+        assert reach() == closed  # an accept in another table is not final
+        config = ("--config", "/tmp/daemon.json")
+        host.write("/tmp/daemon.json", '{"bridge-accept-fwmark": "0x1/0x3"}')
+        plan = host.netctl(*config, "plan", "-f", "/tmp/topology.yaml").stdout
+        assert "~ nftables table inet netctl" in plan, plan  # one rule more in the forward chain
+        host.netctl(*config, "apply", "-f", "/tmp/topology.yaml")
+        assert host.netctl(*config, "plan").stdout.strip() == "no changes"
+        # the marked direction passes (its replies are established), the other stays dropped
+        assert reach() == {"q1>10.30.1.20:8000": "10.30.1.10", "q2>10.30.1.10:8000": None}
+        # a distribution's `inet filter` with policy drop wins over netctl: plan says so (and
+        # apply, when it changes something; a no-op apply runs no nft at all)
+        host.run(["nft", "add table inet filter; add chain inet filter forward "
+                  "{ type filter hook forward priority filter; policy drop; }"])
+        out = host.netctl(*config, "plan", "-f", "/tmp/topology.yaml")
+        assert "table inet filter chain forward (hook forward, priority 0) has policy drop" \
+            in out.stdout + out.stderr
+        assert reach() == closed
+    finally:
+        server.kill()
+        server.wait()

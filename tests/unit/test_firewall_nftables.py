@@ -140,6 +140,20 @@ def test_a_hand_made_rule_changes_the_skeleton() -> None:
     assert nftables.owned_resources({"nftables": [{"metainfo": {}}]}) == []
 
 
+def test_an_accept_mark_is_the_forward_chains_first_rule_and_reads_back() -> None:
+    lines = nftables.skeleton_lines("0x1/0x3")
+    forward = [line for line in lines if line.startswith("add rule inet netctl forward")]
+    assert forward[0].startswith("add rule inet netctl forward meta mark and 0x3 == 0x1 accept comment")
+    assert forward[0].endswith(' fwmark 0x1/0x3"')
+    assert nftables.mark_rule("7") == "meta mark 7 accept"
+    assert nftables.table("0x1").attrs["skeleton"] != nftables.table().attrs["skeleton"]
+    listing = json.loads(GOLDEN.read_text())
+    rule = next(i for i in listing["nftables"] if "rule" in i and i["rule"]["chain"] == "forward")
+    marked = {"rule": {**rule["rule"], "comment": forward[0].split('comment "')[1].rstrip('"')}}
+    assert nftables.owned_resources({"nftables": [*listing["nftables"], marked]})[0].attrs["accept_fwmark"] \
+        == "0x1/0x3"
+
+
 def chain(family: str, table: str, name: str, policy: str, hook: str = "forward") -> dict[str, object]:
     return {"chain": {"family": family, "table": table, "name": name, "handle": 1, "type": "filter",
                       "hook": hook, "prio": 0, "policy": policy}}

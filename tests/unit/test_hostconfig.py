@@ -36,6 +36,16 @@ def test_bad_files_say_where(tmp_path: Path) -> None:
     assert "unknown field 'bpi'" in problems(tmp_path, '{"bpi": "172.26.0.1/16"}')[0]
     with pytest.raises(ManifestError):
         hostconfig.read(str(tmp_path / "missing.json"))  # named explicitly: must exist
+    bad_mark = problems(tmp_path, '{"bridge-accept-fwmark": "1/x"}')
+    assert "bridge-accept-fwmark: '1/x' does not match" in bad_mark[0], bad_mark
+
+
+def test_the_accept_mark_reaches_the_target_and_leaves_the_bridge_alone(tmp_path: Path) -> None:
+    c = config(tmp_path, '{"bridge-accept-fwmark": "0x1/0x3"}')
+    assert hostconfig.builtin(load.load_builtin(), c) == load.load_builtin()
+    docs = load.parse_text("apiVersion: netctl/v1\nkind: Network\nmetadata: {name: a}\n", "t.yaml")
+    target, _ = resolve(build(docs), Allocations(), HostFacts(accept_fwmark=c.accept_fwmark), "now")
+    assert target.accept_fwmark == "0x1/0x3"
 
 
 def test_keys_fold_into_the_default_bridge(tmp_path: Path) -> None:
