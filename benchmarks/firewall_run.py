@@ -90,8 +90,11 @@ NETAVARK = "/usr/lib/podman/netavark"
 CNI_DIR = "/usr/lib/cni"
 CNI_PLUGINS = ("loopback", "bridge", "host-local", "portmap")
 
-TOOLS = ("floor", "netctl", "shell", "cni", "netavark")
-BRIDGE = {"netctl": "netctl0"}  # the peers: br0
+TOOLS = ("floor", "netctl", "netctl-nft", "shell", "cni", "netavark")
+NETCTLS = {"netctl": "iptables", "netctl-nft": "nftables"}  # netctl with each firewall backend
+BRIDGE = {"netctl": "netctl0", "netctl-nft": "netctl0"}  # the peers: br0
+PORT_BASES = (10, 200, 1000)  # published ports already there when one more is published
+PORT_ADDS = 5  # ... one at a time, each timed
 WORK = "/run/fwbench"
 SHIM_DIR = f"{WORK}/shim"
 SHIM_CNI = f"{WORK}/shim-cni"
@@ -155,6 +158,9 @@ def write_shims() -> None:
                 f'echo "{name} ${{t%,}}" >> {SHIM_LOG}\n'
                 f'exec {real} "$@" <<< "${{input%$\'\\n\'}}"\n'
             )
+        elif name == "nft":  # a transaction (nft -f) apart from reads (nft -j list ...)
+            label = '"nft$([[ $1 == -f ]] && echo "(-f)")"'
+            body = f'echo {label} >> {SHIM_LOG}\nexec {real} "$@"\n'
         else:
             body = f'echo "{name}" >> {SHIM_LOG}\nexec {real} "$@"\n'
         with open(path, "w") as f:
@@ -219,7 +225,8 @@ class Tool:
     def __init__(self, name: str) -> None:
         self.name = name
         self.bridge = BRIDGE.get(name, "br0")
-        self.netctl = [NETCTL, "--state-dir", STATE_DIR]
+        self.is_netctl = name in NETCTLS
+        self.netctl = [NETCTL, "--state-dir", STATE_DIR, "--firewall-backend", NETCTLS.get(name, "iptables")]
         self.peer = {
             "floor": [PYTHON, str(HERE / "firewall_peer_floor.py")],
             "shell": ["bash", str(HERE / "firewall_peer_shell.sh")],
@@ -230,23 +237,23 @@ class Tool:
     def setup(self, n: int) -> list[str]:
         return (
             [*self.netctl, "apply", "-f", manifest(1, n)]
-            if self.name == "netctl"
+            if self.is_netctl
             else [*self.peer, "setup", str(n)]
         )
 
     def add(self, first: int, last: int | None = None) -> list[str]:
         last = first if last is None else last
-        if self.name == "netctl":
+        if self.is_netctl:
             return [*self.netctl, "apply", "-f", manifest(first, last)]
         return [*self.peer, "add", str(first), str(last)]
 
     def noop(self, n: int) -> list[str] | None:
-        return [*self.netctl, "apply", "-f", manifest(1, n)] if self.name == "netctl" else None
+        return [*self.netctl, "apply", "-f", manifest(1, n)] if self.is_netctl else None
 
     def teardown(self, n: int) -> list[str]:
         return (
             [*self.netctl, "delete", "-f", manifest(1, n)]
-            if self.name == "netctl"
+            if self.is_netctl
             else [*self.peer, "teardown", str(n)]
         )
 
@@ -274,7 +281,13 @@ def ruleset() -> dict[str, Any]:
             m = re.sub(r"--dport 1\d{4}\b", "--dport PORT", IP.sub("IP", m))
             masked.append(f"{table} {m}")
     digest = hashlib.sha256("\n".join(sorted(masked)).encode()).hexdigest()[:12]
-    return {"rules": counts, "total": sum(counts.values()), "forward_policy": policy, "digest": digest}
+    nft = subprocess.run(["nft", "-j", "list", "table", "inet", "netctl"], capture_output=True, text=True)
+    if nft.returncode == 0:  # the nftables backend: its rules and set elements
+        items = json.loads(nft.stdout)["nftables"]
+        counts["nft"] = sum(1 for i in items if "rule" in i)
+        counts["nft elements"] = sum(len((i.get("set") or i.get("map") or {}).get("elem", [])) for i in items)
+    iptables_rules = sum(v for k, v in counts.items() if not k.startswith("nft"))
+    return {"rules": counts, "total": iptables_rules, "forward_policy": policy, "digest": digest}
 
 
 def census(bridge: str) -> dict[str, Any]:
@@ -315,7 +328,7 @@ def trial_main(tool: Tool, n: int) -> dict[str, Any]:
         _, _, out = timed(noop, env=shim_env())  # once more, counting what it runs
         log = read_shim_log()
         r["noop_shim"] = log
-        r["noop_restores"] = len(log["restore_tables"])
+        r["noop_restores"] = len(log["restore_tables"]) + log["execs"].get("nft(-f)", 0)
         r["noop_changes"] += changes(out)
     r["teardown"], r["teardown_tasks"], _ = timed(tool.teardown(n))
     r["after_teardown"] = wait_empty(tool.bridge)
@@ -336,7 +349,7 @@ def trial_marginal(tool: Tool, n: int) -> dict[str, Any]:
         seconds, tasks, _ = timed(tool.add(i))
         r["small"].append({"i": i, "seconds": seconds, "tasks": tasks})
     first = SMALL[-1] + 1
-    if tool.name == "netctl":
+    if tool.is_netctl:
         timed(tool.setup(n))  # the whole manifest: adds c5..cN
     else:
         timed(tool.add(first, n))
@@ -347,6 +360,55 @@ def trial_marginal(tool: Tool, n: int) -> dict[str, Any]:
     total = n + len(BIG_OFFSETS)
     r["census"] = c
     r["ok"] = (c["netns"], c["etc"], c["ports"]) == (total, total, total)
+    return r
+
+
+def ports_doc(count: int) -> str:
+    """One container publishing `count` ports: host 20000+I -> container 1000+I (distinct
+    mappings, so each is its own element or rule: no range folds them)."""
+    path = f"{WORK}/work/ports{count}.yaml"
+    if not os.path.exists(path):
+        ports = ", ".join(f'"{20000 + i}:{1000 + i}"' for i in range(count))
+        with open(path, "w") as f:
+            f.write(f"apiVersion: netctl/v1\nkind: Container\nmetadata:\n  name: p\n"
+                    f"spec:\n  networks: [bridge]\n  ports: [{ports}]\n")
+    return path
+
+
+FIREWALL_KEYS = ("nft:", "chain:", "jump:")  # resource keys of the firewall's actions
+
+
+def firewall_ms(output: str) -> float:
+    """The firewall transaction's own time in an apply, from netctl's JSON action log: the
+    first firewall action carries the whole transaction (nft -f, or iptables-restore per
+    table), the others ~0."""
+    total = 0.0
+    for line in output.splitlines():
+        if line.startswith("{") and '"action"' in line:
+            entry = json.loads(line)
+            if entry.get("event") == "action" and str(entry.get("resource", "")).startswith(FIREWALL_KEYS):
+                total += float(entry["ms"])
+    return total
+
+
+def trial_ports(tool: Tool, n: int) -> dict[str, Any]:
+    """netctl only: 1,000 published ports applied at once (from nothing), then one more port
+    published at a time with 10, 200 and 1,000 already there (the same container's manifest
+    with one more port: an apply of one changed document). Each apply's wall time, and the
+    part of it that is the firewall transaction."""
+    r: dict[str, Any] = {"kind": "ports", "tool": tool.name, "n": n, "marginal": {}, "firewall_ms": {}}
+    logged = [*tool.netctl, "--log-format", "json", "--log-level", "info"]
+    top = PORT_BASES[-1]
+    r["apply_1000"], _, _ = timed([*tool.netctl, "apply", "-f", ports_doc(top)])
+    timed([*tool.netctl, "delete", "-f", ports_doc(top)])
+    for base in PORT_BASES:
+        timed([*tool.netctl, "apply", "-f", ports_doc(base)])
+        runs = [timed([*logged, "apply", "-f", ports_doc(base + k)]) for k in range(1, PORT_ADDS + 1)]
+        r["marginal"][str(base)] = [seconds for seconds, _, _ in runs]
+        r["firewall_ms"][str(base)] = [firewall_ms(out) for _, _, out in runs]
+    c = census(tool.bridge)
+    r["census"] = c
+    r["ok"] = c["ports"] == 1
     return r
 
 
@@ -376,7 +438,8 @@ def inside(args: argparse.Namespace) -> int:
     enter_sandbox(args.host_netns)
     tool = Tool(args.tool)
     try:
-        trial = {"main": trial_main, "marginal": trial_marginal, "census": trial_census}[args.kind]
+        trial = {"main": trial_main, "marginal": trial_marginal, "census": trial_census,
+                 "ports": trial_ports}[args.kind]
         result = trial(tool, args.n)
     except Exception as exc:  # report to the driver, which prints it
         result = {"kind": args.kind, "tool": args.tool, "n": args.n, "error": str(exc)}
@@ -441,6 +504,9 @@ def summarize(results: list[dict[str, Any]], tools: list[str]) -> dict[str, dict
             (r for r in results if r.get("tool") == tool and r.get("kind") == "census" and "error" not in r),
             None,
         )
+        ports = [
+            r for r in results if r.get("tool") == tool and r.get("kind") == "ports" and "error" not in r
+        ]
         small = [x for r in marg for x in r["small"]]
         big = [x for r in marg for x in r["big"]]
         mine = [r for r in results if r.get("tool") == tool]
@@ -451,7 +517,14 @@ def summarize(results: list[dict[str, Any]], tools: list[str]) -> dict[str, dict
             "marginal_runs": len(marg),
             "errors": len(errors),
             "retried": len(retried),
-            "ok": all(r["ok"] for r in main + marg) and not errors,
+            "ok": all(r["ok"] for r in main + marg + ports) and not errors,
+            "apply_1000": median([r["apply_1000"] for r in ports]),
+            "port_marginal": {
+                base: median([x for r in ports for x in r["marginal"][str(base)]]) for base in PORT_BASES
+            } if ports else {},
+            "port_firewall_ms": {
+                base: median([x for r in ports for x in r["firewall_ms"][str(base)]]) for base in PORT_BASES
+            } if ports else {},
             "setup": median([r["setup"] for r in main]),
             "noop": median([r.get("noop") for r in main]),
             "teardown": median([r["teardown"] for r in main]),
@@ -526,7 +599,7 @@ def tables_text(
             flag += f" ({s['retried']} sandbox(es) failed and ran again)"
         times.append(
             [
-                f"**{tool}**{flag}" if tool == "netctl" else tool + flag,
+                f"**{tool}**{flag}" if tool in NETCTLS else tool + flag,
                 fmt_s(s["setup"]),
                 fmt_s(s["noop"]),
                 fmt_s(s["teardown"]),
@@ -602,7 +675,21 @@ def tables_text(
                 rng(s["add_big_all"], 1000, 0),
             ]
         )
-    return [("times", times_h, times), ("processes", procs_h, procs), ("spread", spread_h, spread)]
+    ports_h = ["tool", f"apply {PORT_BASES[-1]:,} ports s", *(f"+1 port at {b:,} ms" for b in PORT_BASES),
+               f"+1 at {PORT_BASES[-1]:,} ÷ +1 at {PORT_BASES[0]}",
+               *(f"firewall part at {b:,} ms" for b in PORT_BASES), "firewall part ÷"]
+    ports = []
+    for tool in tools:
+        s = summary.get(tool)
+        if not s or not s["port_marginal"]:
+            continue
+        m, f = s["port_marginal"], s["port_firewall_ms"]
+        ports.append([tool, fmt_s(s["apply_1000"]), *(fmt_ms(m[b]) for b in PORT_BASES),
+                      fmt_x(ratio(m[PORT_BASES[-1]], m[PORT_BASES[0]])),
+                      *(f"{f[b]:.1f}" for b in PORT_BASES),
+                      fmt_x(ratio(f[PORT_BASES[-1]], f[PORT_BASES[0]]))])
+    return [("times", times_h, times), ("processes", procs_h, procs), ("spread", spread_h, spread),
+            ("published ports (one container)", ports_h, ports)]
 
 
 def targets(summary: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, bool | None]]:
@@ -658,6 +745,37 @@ def targets(summary: dict[str, dict[str, Any]], n: int) -> list[tuple[str, str, 
                 worst == 0,
             )
         )
+    nft = summary.get("netctl-nft")
+    if nft and nft["runs"]:
+        r = ratio(nft["setup"], net["setup"])
+        checks.append((f"N={n}: netctl-nft setup no slower than netctl (iptables)",
+                       fmt_x(r) + per_run(nft, net), r is not None and r <= 1.0))
+        if nft["census"]:
+            for step in ("setup", f"add#{n + 1}"):
+                count = nft["census"][step]["execs"].get("nft(-f)", 0)
+                label = f"netctl-nft {step.replace('#', ' #')}: one nft transaction"
+                checks.append((label, str(count), count == 1))
+        if nft["noop_restores"]:
+            worst = max(nft["noop_restores"])
+            checks.append(("netctl-nft no-op re-apply: no nft -f", str(worst), worst == 0))
+    for name in NETCTLS:
+        m = summary.get(name, {}).get("port_marginal")
+        if not m:
+            continue
+        r = ratio(m[PORT_BASES[-1]], m[PORT_BASES[0]])
+        limit = 1.1 if name == "netctl-nft" else MARGINAL_LIMIT
+        at = f"at {PORT_BASES[-1]:,} ≤ {limit}× at {PORT_BASES[0]}"
+        checks.append((f"{name}: +1 published port {at} (apply)",
+                       f"{fmt_ms(m[PORT_BASES[-1]])} vs {fmt_ms(m[PORT_BASES[0]])} ms = {fmt_x(r)}",
+                       r is not None and r <= limit))
+        f = summary[name]["port_firewall_ms"]
+        r = ratio(f[PORT_BASES[-1]], f[PORT_BASES[0]])
+        checks.append((f"{name}: its firewall transaction {at}",
+                       f"{f[PORT_BASES[-1]]:.1f} vs {f[PORT_BASES[0]]:.1f} ms = {fmt_x(r)}",
+                       r is not None and r <= limit))
+        a = summary[name]["apply_1000"]
+        checks.append((f"{name}: {PORT_BASES[-1]:,} published ports applied in < 1 s", fmt_s(a) + " s",
+                       a is not None and a < 1.0))
     r = ratio(net["add_big"], net["add_small"])
     delta = None if net["add_big"] is None or net["add_small"] is None else net["add_big"] - net["add_small"]
     checks.append(
@@ -762,11 +880,13 @@ def driver(args: argparse.Namespace) -> int:
 def measure(
     args: argparse.Namespace, tools: list[str], results: list[dict[str, Any]], loads: list[float]
 ) -> int:
-    kinds = ["main", "marginal"]
+    kinds = ["main", "marginal", *(["ports"] if args.ports else [])]
     for run in range(args.runs):
         order = tools[run % len(tools) :] + tools[: run % len(tools)]
         for kind in kinds + (["census"] if run == 0 and not args.no_census else []):
             for tool in order:
+                if kind == "ports" and tool not in NETCTLS:
+                    continue
                 load = os.getloadavg()[0]
                 loads.append(load)
                 t0 = time.perf_counter()
@@ -811,6 +931,14 @@ def measure(
                         f"{'' if result['ok'] else '  (!) ' + json.dumps(result['census'])}",
                         file=sys.stderr,
                     )
+                elif kind == "ports":
+                    print(
+                        f"run {run + 1} ports {tool}: apply {PORT_BASES[-1]} {result['apply_1000']:.3f}s; +1 "
+                        + ", ".join(f"at {b}: {statistics.median(v) * 1000:.0f} ms "
+                                    f"(firewall {statistics.median(result['firewall_ms'][b]):.1f} ms)"
+                                    for b, v in result["marginal"].items()),
+                        file=sys.stderr,
+                    )
                 else:
                     print(
                         f"run {run + 1} census {tool}: "
@@ -825,7 +953,7 @@ def measure(
                 time.sleep(args.settle + args.n * args.settle_per_container)
                 if args.verbose:
                     print(f"   ({wall:.1f} s)", file=sys.stderr)
-    if "netctl" in tools and source_digest() != SNAPSHOT_DIGEST:
+    if set(NETCTLS) & set(tools) and source_digest() != SNAPSHOT_DIGEST:
         print(
             f"note: the working tree's controller/ is now {source_digest()}; measured: the snapshot "
             f"{SNAPSHOT_DIGEST} taken at the start",
@@ -856,6 +984,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3, help="runs per tool (default: %(default)s)")
     p.add_argument("--tools", default=",".join(TOOLS), help="default: %(default)s")
     p.add_argument("--no-census", action="store_true", help="skip the (untimed) shimmed census pass")
+    p.add_argument("--no-ports", dest="ports", action="store_false",
+                   help="skip the published-ports trial (netctl's backends: 1,000 ports, +1 at 10/200/1,000)")
     p.add_argument(
         "--settle",
         type=float,

@@ -93,7 +93,8 @@ def global_options(p: argparse.ArgumentParser, after: bool = False) -> None:
         help=None if not after else argparse.SUPPRESS)
     add("--log-level", default=None, choices=("debug", "info", "warning", "error"),
         help="default: warning on a terminal (long applies show a progress bar), "
-             "info otherwise (one line per action with its duration) and for the controller"
+             "info otherwise (one line per action with its duration; a firewall transaction is one) "
+             "and for the controller"
         if not after else argparse.SUPPRESS)
     add("--lock-timeout", type=float, default=30.0,
         help="seconds to wait for another netctl holding the state lock (default: 30)"

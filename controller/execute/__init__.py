@@ -75,10 +75,13 @@ def execute(
             raise ApplyError(
                 f"{action.op.value} {action.resource.key} failed: {exc}", key=action.resource.key
             ) from exc
-        log.info(
-            "action", op=action.op.value, resource=action.resource.key,
-            ms=round((time.perf_counter() - t0) * 1000, 3),
-        )
+        ms = round((time.perf_counter() - t0) * 1000, 3)
+        if firewall.is_rule(action.resource.kind) and action is not rules[0]:
+            # done by the first one's transaction: a line each would be thousands (ports' elements)
+            log.debug("action", op=action.op.value, resource=action.resource.key, ms=ms)
+        else:
+            extra = {"batch": len(rules)} if rules and action is rules[0] and len(rules) > 1 else {}
+            log.info("action", op=action.op.value, resource=action.resource.key, ms=ms, **extra)
         report.done.append(action)
         failpoints.hit("action")
         if progress is not None:

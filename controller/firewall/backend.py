@@ -104,6 +104,8 @@ class Iptables:
                 continue
             if not a.resource.key.endswith(f"/filter/FORWARD/{render.FORWARD}"):
                 continue
+            if a.op is Op.CREATE and family in _SELECTED.dropped:
+                continue  # set a moment ago, when this apply turned forwarding on
             if a.op is Op.CREATE:
                 policy = "DROP"
             elif a.op is Op.DELETE and current() is not self:
@@ -117,6 +119,7 @@ class Iptables:
 
     def forward_policy_drop(self, family: str) -> None:
         subprocess.run([POLICY[family], "-P", "FORWARD", "DROP"], check=True, capture_output=True)
+        _SELECTED.dropped.add(family)
 
     def coexistence(self) -> list[str]:
         return []  # iptables' chains are the kernel's FORWARD itself: its policy is netctl's
@@ -131,21 +134,40 @@ class Nftables:
     name = "nftables"
     kinds = frozenset({Kind.NFT_TABLE, Kind.NFT_ELEMENT})
 
+    def __init__(self) -> None:
+        self._seen: dict[str, Resource] = {}  # the table as last read ...
+        self._committed = False  # ... and then changed by a transaction the kernel accepted
+
     def observe(self) -> list[Resource]:
+        if self._committed:
+            # the verification right after an apply: `nft -f` is one transaction, all or
+            # nothing, so its success already says what the table holds (reading 1,000 ports'
+            # elements back costs more than the change did)
+            self._committed = False
+            return list(self._seen.values())
         if shutil.which(NFT) is None:
             return []
         result = subprocess.run([NFT, "-j", "list", "table", nftables.FAMILY, nftables.TABLE],
                                 capture_output=True, text=True)
-        if result.returncode != 0:  # no such table
-            return []
-        return nftables.owned_resources(json.loads(result.stdout))
+        seen = nftables.owned_resources(json.loads(result.stdout)) if result.returncode == 0 else []
+        self._seen = {r.key: r for r in seen}  # returncode != 0: no such table
+        return seen
 
     def apply(self, actions: Sequence[Action]) -> int:
         payload = nftables.script(actions)
         result = subprocess.run([NFT, "-f", "-"], input=payload, capture_output=True, text=True)
         if result.returncode != 0:
+            self._committed = False
             raise RuntimeError(f"nft -f: {result.stderr.strip()}\ninput:\n{payload[:4000]}")
         log.info("nft transaction", lines=payload.count("\n"))
+        for a in actions:
+            if a.op is Op.DELETE:
+                self._seen.pop(a.resource.key, None)
+                if a.resource.kind is Kind.NFT_TABLE:  # its elements go with it
+                    self._seen = {k: r for k, r in self._seen.items() if r.kind is not Kind.NFT_ELEMENT}
+            else:
+                self._seen[a.resource.key] = a.resource
+        self._committed = True
         return 1
 
     def forward_policy_drop(self, family: str) -> None:
@@ -189,34 +211,46 @@ def foreign_drops(listing: dict[str, Any]) -> list[str]:
     return notes
 
 
-_ALL: dict[str, Backend] = {"iptables": Iptables(), "nftables": Nftables()}
+_CLASSES: dict[str, type[Iptables] | type[Nftables]] = {"iptables": Iptables, "nftables": Nftables}
 
 
 @dataclass
 class _Selection:
+    """One command's (or one reconcile's) backends: fresh instances, so that what a backend
+    learns during a converge (nftables: the transaction it committed) ends with it."""
+
+    backends: dict[str, Backend]
     current: Backend
     read: tuple[Backend, ...]  # the current one first, then any being migrated away from
     # the families netctl turned forwarding on for (kept in the state by the pipeline)
     forwarding: set[str] = field(default_factory=set)
+    dropped: set[str] = field(default_factory=set)  # FORWARD policies set to DROP by this process
 
 
-_SELECTED = _Selection(_ALL[DEFAULT], (_ALL[DEFAULT],))
+def _fresh() -> dict[str, Backend]:
+    return {name: cls() for name, cls in _CLASSES.items()}
 
 
-def named(name: str) -> Backend:
-    if name not in _ALL:
+def named(name: str) -> type[Iptables] | type[Nftables]:
+    if name not in _CLASSES:
         raise UserError(f"unknown firewall backend {name!r}: expected one of {', '.join(BACKENDS)}")
-    return _ALL[name]
+    return _CLASSES[name]
 
 
 def select(name: str, previous: Sequence[str] = (), forwarding: Iterable[str] = ()) -> Backend:
     """The backend this command writes with, and those whose leftovers it reads to remove
     them (a migration: the pipeline chooses both from the option and the state)."""
-    chosen = named(name)
-    others = tuple(named(p) for p in previous if p != name)
+    named(name)
+    backends = _fresh()
+    chosen = backends[name]
+    others = tuple(backends[named(p).name] for p in previous if p != name)
     global _SELECTED
-    _SELECTED = _Selection(chosen, (chosen, *others), set(forwarding))
+    _SELECTED = _Selection(backends, chosen, (chosen, *others), set(forwarding))
     return chosen
+
+
+_SELECTED = _Selection({}, Iptables(), ())
+select(DEFAULT)
 
 
 def current() -> Backend:
@@ -227,8 +261,8 @@ def read() -> tuple[Backend, ...]:
     return _SELECTED.read
 
 
-def for_kind(kind: Kind) -> Backend | None:
-    return next((b for b in _ALL.values() if kind in b.kinds), None)
+def for_kind(kind: Kind) -> type[Iptables] | type[Nftables] | None:
+    return next((b for b in _CLASSES.values() if kind in b.kinds), None)
 
 
 def is_rule(kind: Kind) -> bool:
@@ -239,7 +273,7 @@ def apply(actions: Sequence[Action]) -> int:
     """Every firewall action of a plan: the current backend's first (the new rules are in
     place before a migration removes the old ones); the processes spawned."""
     spawned = 0
-    for b in sorted(_ALL.values(), key=lambda b: b is not current()):
+    for b in sorted(_SELECTED.backends.values(), key=lambda b: b is not current()):
         mine = [a for a in actions if a.resource.kind in b.kinds]
         if mine:
             spawned += b.apply(mine)

@@ -382,7 +382,7 @@ def _atom(type_: str, v: Any) -> str:
             return verdict if arg is None else f"{verdict} {arg.get('target', '')}"
     if type_ == "ifname":
         return _q(str(v))
-    if type_ in ("ipv4_addr", "ipv6_addr"):
+    if type_ == "ipv6_addr":  # nft's text form may differ from Python's (netctl writes Python's)
         return str(ipaddress.ip_address(v))
     return str(v)
 

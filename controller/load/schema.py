@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -222,6 +223,13 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# Bodies found valid in this process, by digest: an apply validates the file it parsed and
+# then every document of the spec again (most come from the store), and jsonschema costs far
+# more than hashing the text. Only valid bodies are kept: problems name their file and line.
+_VALID: set[str] = set()
+_VALID_MAX = 20_000
+
+
 def validate_document(doc: Document) -> list[Problem]:
     """Everything that can be checked about one document on its own."""
     if not isinstance(doc.body, Mapping):
@@ -231,7 +239,14 @@ def validate_document(doc: Document) -> list[Problem]:
     validator = _validators().get(kind) if isinstance(kind, str) else None
     if validator is None:
         return list(_envelope_problems(doc))
+    digest = hashlib.sha256(json.dumps(doc.body, sort_keys=True, default=repr).encode()).hexdigest()
+    if digest in _VALID:
+        return []
     problems = _schema_problems(validator, doc)
     if kind == "Container":
         problems += _port_object_problems(doc, {p.path for p in problems})
+    if not problems:
+        if len(_VALID) >= _VALID_MAX:  # a long-running controller: start again rather than grow
+            _VALID.clear()
+        _VALID.add(digest)
     return problems
