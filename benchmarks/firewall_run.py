@@ -12,6 +12,7 @@ default route, and host port 10000+I published to cI:80/tcp. Tools (see benchmar
 
   netctl    `netctl apply -f` of N Container documents with `ports: ["<10000+I>:80"]` on the
             default `bridge` network; no-op = the same apply again; teardown = `netctl delete -f`
+  netctl-nft  the same with `--firewall-backend nftables` (table inet netctl, set elements)
   floor     firewall_peer_floor.py: straight-line pyroute2 + ONE iptables-restore for all rules
   shell     firewall_peer_shell.sh: one `ip` command per step, ONE `iptables` CALL PER RULE
   cni       firewall_peer_cni.sh: the CNI plugins loopback, bridge (+ host-local) and portmap,
@@ -29,6 +30,10 @@ Per run and tool, three throwaway sandboxes:
   marginal  setup of 1, then add containers #2..#6 one by one (each timed); add #7..#N;
             then add #N+1..#N+5 one by one (each timed). netctl adds one container with
             `netctl apply -f cI.yaml` (one document; apply merges, like kubectl apply).
+  ports     (netctl's two backends only; --no-ports skips it) one container publishing
+            1,000 ports applied at once; then one more port published at a time (an apply of
+            the same document with one more port) with 10, 200 and 1,000 already published,
+            each timed, with the firewall transaction's own share read from netctl's JSON log
   census    (first run only) the main sequence plus adding #N+1 with PATH shims for every
             program the tools run (ip, iptables*, ip6tables*, mkdir, rm, the CNI plugins,
             netavark): how many of each are exec'd, and which tables each iptables-restore

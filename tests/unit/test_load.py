@@ -1289,3 +1289,26 @@ def test_yaml_1_1_booleans_are_the_words_written() -> None:
     spec: {internal: yes}
     """)
     assert problems(bad) == ["t.yaml:4 spec.internal: 'yes' is not of type 'boolean' (write true or false)"]
+
+
+def test_a_valid_document_is_checked_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controller.load import schema
+
+    calls: list[str] = []
+    real = schema._schema_problems
+
+    def counting(validator: object, doc: Document) -> list[object]:
+        calls.append(doc.name)
+        return real(validator, doc)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(schema, "_schema_problems", counting)
+    monkeypatch.setattr(schema, "_VALID", set())
+    good, = load.parse_text(container_doc("once", "bridge", ports=["8080:80"]), "a.yaml")
+    assert load.validate_document(good) == [] and calls == ["once"]  # parse_text checked it
+    bad = Document("Container", "bad", yaml.safe_load(container_doc("bad", "bridge", ports=["x"])),
+                   Source("b.yaml", 1))
+    assert load.validate_document(bad) != [] and load.validate_document(bad) != []
+    assert calls == ["once", "bad", "bad"]  # a document with problems: checked every time
+    changed = Document("Container", "once", {**good.body, "spec": {"networks": ["none"]}}, good.source)
+    assert load.validate_document(changed) == [] and calls[-1] == "once"  # another body: checked
+    assert len(calls) == 4
