@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifests.add_parsers(sub)  # apply, plan, diff, delete, validate
     networks.add_parsers(sub)  # network ls|inspect|create|rm|prune|connect|disconnect
     containers.add_parsers(sub)  # container ls|inspect|rm, exec, sandbox
-    topology.add_parsers(sub)  # graph
+    topology.add_parsers(sub)  # graph, explain
     daemon_command.add_parser(sub)  # netctl status, netctl controller
     dns_command.add_parser(sub)  # netctl dns status|serve|hosts|listen
     overlay_command.add_parser(sub)  # netctl overlay agent|preflight|peers
