@@ -183,17 +183,16 @@ def _container(target: Target, name: str) -> ContainerTarget:
     return c
 
 
+def _addresses(ep: EndpointTarget) -> tuple[str, ...]:
+    return tuple(str(a.ip) for a in (ep.ipv4, ep.ipv6) if a is not None)
+
+
 def _owner_of(target: Target, ip: str) -> ContainerTarget | None:
-    for c in target.containers:
-        for ep in c.endpoints:
-            if str(ep.ipv4.ip if ep.ipv4 else "") == ip or str(ep.ipv6.ip if ep.ipv6 else "") == ip:
-                return c
-    return None
+    return next((c for c in target.containers if any(ip in _addresses(ep) for ep in c.endpoints)), None)
 
 
 def _endpoint_with(c: ContainerTarget, ip: str) -> EndpointTarget:
-    return next(ep for ep in c.endpoints
-                if ip in (str(ep.ipv4.ip) if ep.ipv4 else "", str(ep.ipv6.ip) if ep.ipv6 else ""))
+    return next(ep for ep in c.endpoints if ip in _addresses(ep))
 
 
 def _is_gateway(target: Target, ip: str) -> bool:
@@ -291,10 +290,6 @@ def _exposed(c: ContainerTarget) -> str:
     return ", ".join(f"{p}/{proto.value}" for p, proto in c.expose)
 
 
-def _host(ip: str) -> str:
-    return f"{ip}/{128 if ':' in ip else 32}"
-
-
 def _linked(target: Target, net: NetworkTarget, src_ip: str, dst_ip: str, port: int | None,
             proto: Protocol) -> bool:
     """Would the link rules render.link_rules writes for `net` accept a new connection?"""
@@ -303,7 +298,8 @@ def _linked(target: Target, net: NetworkTarget, src_ip: str, dst_ip: str, port: 
     if bridge is None:
         return False
     for rule in render.link_rules(target, bridge, version):
-        if rule.src != _host(src_ip) or rule.dst != _host(dst_ip) or rule.sport is not None:
+        if (rule.src != render.host_prefix(src_ip) or rule.dst != render.host_prefix(dst_ip)
+                or rule.sport is not None):
             continue
         if rule.proto is None or (rule.proto == proto.value and (port is None or rule.dport == port)):
             return True

@@ -227,30 +227,30 @@ class _Selection:
     dropped: set[str] = field(default_factory=set)  # FORWARD policies set to DROP by this process
 
 
-def _fresh() -> dict[str, Backend]:
-    return {name: cls() for name, cls in _CLASSES.items()}
-
-
 def named(name: str) -> type[Iptables] | type[Nftables]:
     if name not in _CLASSES:
         raise UserError(f"unknown firewall backend {name!r}: expected one of {', '.join(BACKENDS)}")
     return _CLASSES[name]
 
 
+def _selection(name: str, previous: Sequence[str] = (), forwarding: Iterable[str] = ()) -> _Selection:
+    for n in (name, *previous):
+        named(n)  # an unknown name is the user's error
+    backends: dict[str, Backend] = {n: cls() for n, cls in _CLASSES.items()}  # fresh: state ends with it
+    chosen = backends[name]
+    others = tuple(backends[p] for p in previous if p != name)
+    return _Selection(backends, chosen, (chosen, *others), set(forwarding))
+
+
 def select(name: str, previous: Sequence[str] = (), forwarding: Iterable[str] = ()) -> Backend:
     """The backend this command writes with, and those whose leftovers it reads to remove
     them (a migration: the pipeline chooses both from the option and the state)."""
-    named(name)
-    backends = _fresh()
-    chosen = backends[name]
-    others = tuple(backends[named(p).name] for p in previous if p != name)
     global _SELECTED
-    _SELECTED = _Selection(backends, chosen, (chosen, *others), set(forwarding))
-    return chosen
+    _SELECTED = _selection(name, previous, forwarding)
+    return _SELECTED.current
 
 
-_SELECTED = _Selection({}, Iptables(), ())
-select(DEFAULT)
+_SELECTED = _selection(DEFAULT)
 
 
 def current() -> Backend:

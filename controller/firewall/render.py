@@ -185,19 +185,20 @@ class Published:
 
     def dnat_rule(self) -> Rule:
         to = f"[{self.container_ip}]" if ":" in self.container_ip else self.container_ip
-        return Rule("DNAT", dst=_host(self.host_ip) if self.host_ip else None, proto=self.protocol.value,
-                    dport=self.host_port, to=f"{to}:{self.container_port}")
+        return Rule("DNAT", dst=host_prefix(self.host_ip) if self.host_ip else None,
+                    proto=self.protocol.value, dport=self.host_port, to=f"{to}:{self.container_port}")
 
     def accept_rule(self) -> Rule:
-        return Rule("ACCEPT", dst=_host(self.container_ip), out_dev=self.bridge, proto=self.protocol.value,
-                    dport=self.container_port, ctstate="DNAT")
+        return Rule("ACCEPT", dst=host_prefix(self.container_ip), out_dev=self.bridge,
+                    proto=self.protocol.value, dport=self.container_port, ctstate="DNAT")
 
     def hairpin_rule(self) -> Rule:
-        c = _host(self.container_ip)
+        c = host_prefix(self.container_ip)
         return Rule("MASQUERADE", src=c, dst=c, proto=self.protocol.value, dport=self.container_port)
 
 
-def _host(ip: str) -> str:
+def host_prefix(ip: str) -> str:
+    """The one-address prefix rules match (`10.0.0.5/32`, `fd00::5/128`)."""
     return f"{ip}/{128 if ':' in ip else 32}"
 
 
@@ -269,7 +270,7 @@ def link_rules(target: Target, b: Bridge, version: int) -> list[Rule]:
             z = _address_on(other, b.net.name, version)
             if a is None or z is None:
                 continue
-            sa, sz = _host(a), _host(z)
+            sa, sz = host_prefix(a), host_prefix(z)
             dev = b.device
             if not other.expose:
                 rules += [Rule("ACCEPT", src=sa, dst=sz, in_dev=dev, out_dev=dev),
@@ -313,10 +314,10 @@ def _raw_rules(target: Target, version: int, bridges: list[Bridge], published: l
             address = ep.ipv4 if version == 4 else ep.ipv6
             device = devices.get(ep.network)
             if address is not None and device is not None:
-                rules.append(Rule("DROP", dst=_host(str(address.ip)), in_dev=device, in_negated=True))
+                rules.append(Rule("DROP", dst=host_prefix(str(address.ip)), in_dev=device, in_negated=True))
     for p in published:
         if p.loopback_only and p.host_ip:
-            rules.append(Rule("DROP", dst=_host(p.host_ip), in_dev="lo", in_negated=True,
+            rules.append(Rule("DROP", dst=host_prefix(p.host_ip), in_dev="lo", in_negated=True,
                               proto=p.protocol.value, dport=p.host_port))
     return rules
 
