@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -205,7 +206,7 @@ class Session:
         name = os.environ.get(FIREWALL_ENV) or stored or DEFAULT
         previous = [stored] if stored else [b for b in BACKENDS if b != name]
         forwarding = (self.store.setting(FORWARDING_SETTING) or "").split()
-        return firewall.select(name, previous, forwarding)
+        return firewall.select(name, previous, forwarding, Path(self.state_dir))
 
     def _firewall_converged(self, backend: firewall.Backend) -> None:
         if self.store.setting(FIREWALL_SETTING) != backend.name:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -18,6 +19,10 @@ from controller.errors import ApplyError
 from controller.execute import files, firewall, sysctl
 from controller.kernel.netns import Sockets
 from controller.model import Action, Kind, Op, Plan
+
+if TYPE_CHECKING:
+    from controller.execute.netlink import NetlinkBackend
+    from controller.execute.overlay import OverlayBackend
 
 log = structlog.get_logger("netctl.execute")
 
@@ -35,12 +40,7 @@ def execute(
     sockets: Sockets,
     progress: Callable[[Action], None] | None = None,
 ) -> Report:
-    # pyroute2 takes ~0.3 s to import: a no-op apply never pays for it.
-    from controller.execute import overlay
-    from controller.execute.netlink import NetlinkBackend
-
-    backend = NetlinkBackend(sockets)
-    overlays = overlay.OverlayBackend(sockets, backend.index)
+    links = _Links(sockets)
     report = Report()
     start = time.perf_counter()
     veth_deletes = [a for a in plan.actions if a.op is Op.DELETE and a.resource.kind is Kind.VETH]
@@ -53,7 +53,7 @@ def execute(
         try:
             if id(action) in in_batch:
                 if not batched:
-                    backend.delete_links_at_once([a.resource.attrs["name"] for a in veth_deletes])
+                    links.backend().delete_links_at_once([a.resource.attrs["name"] for a in veth_deletes])
                     batched = True
             elif firewall.is_rule(action.resource.kind):
                 # All rule changes at once, one iptables-restore per table, when the first is due.
@@ -66,10 +66,8 @@ def execute(
                 files.apply(action)
             elif action.resource.kind is Kind.SERVICE:
                 pass  # the pipeline (re)starts services once the kernel is converged
-            elif overlay.handles(action.resource.kind):
-                overlays.apply(action)
             else:
-                backend.apply(action)
+                links.apply(action)
         except Exception as exc:  # a kernel or file error: report which action failed
             log.error("action failed", op=action.op.value, resource=action.resource.key, error=str(exc))
             raise ApplyError(
@@ -88,3 +86,30 @@ def execute(
             progress(action)
     report.seconds = time.perf_counter() - start
     return report
+
+
+class _Links:
+    """Links, addresses, routes and overlays through pyroute2, made on first use: pyroute2
+    takes ~0.2 s to import, which a plan of firewall elements and files never needs."""
+
+    def __init__(self, sockets: Sockets) -> None:
+        self.sockets = sockets
+        self._backend: NetlinkBackend | None = None
+        self._overlays: OverlayBackend | None = None
+
+    def backend(self) -> NetlinkBackend:
+        if self._backend is None:
+            from controller.execute.netlink import NetlinkBackend
+
+            self._backend = NetlinkBackend(self.sockets)
+        return self._backend
+
+    def apply(self, action: Action) -> None:
+        from controller.execute import overlay
+
+        if not overlay.handles(action.resource.kind):
+            self.backend().apply(action)
+            return
+        if self._overlays is None:
+            self._overlays = overlay.OverlayBackend(self.sockets, self.backend().index)
+        self._overlays.apply(action)

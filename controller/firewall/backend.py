@@ -11,11 +11,13 @@ implies, and says what in the rest of the host's firewall would undo its verdict
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +25,7 @@ import structlog
 from controller.errors import UserError
 from controller.firewall import iptables, nftables, render
 from controller.firewall.wanted import BACKENDS, DEFAULT
+from controller.kernel import nft as kernel_nft
 from controller.model import Action, Kind, Op, Resource
 
 log = structlog.get_logger("netctl.firewall")
@@ -126,24 +129,31 @@ class Iptables:
 
 
 NFT = "nft"
+NFT_CACHE = "nftables-table.json"  # in the state dir: the table as last known, and when
 
 
 class Nftables:
-    """netctl's own table `inet netctl`; nothing is ever added to another table."""
+    """netctl's own table `inet netctl`; nothing is ever added to another table.
+
+    Reading 1,000 ports' elements back (`nft -j list`) costs more than publishing one more
+    port: the table as last known is kept with the ruleset generation it was true at (the
+    kernel adds one at every nftables commit, anyone's), in memory and in `cache` (the
+    state dir) for the next command. While the generation is unchanged nothing can have
+    changed, and the read is skipped; any other commit makes the next observe read again."""
 
     name = "nftables"
     kinds = frozenset({Kind.NFT_TABLE, Kind.NFT_ELEMENT})
 
-    def __init__(self) -> None:
-        self._seen: dict[str, Resource] = {}  # the table as last read ...
-        self._committed = False  # ... and then changed by a transaction the kernel accepted
+    def __init__(self, cache: Path | None = None) -> None:
+        self._seen: dict[str, Resource] = {}
+        self._generation: tuple[int, int] | None = None  # when _seen was the kernel's table
+        self._cache = cache
 
     def observe(self) -> list[Resource]:
-        if self._committed:
-            # the verification right after an apply: `nft -f` is one transaction, all or
-            # nothing, so its success already says what the table holds (reading 1,000 ports'
-            # elements back costs more than the change did)
-            self._committed = False
+        now = kernel_nft.generation()
+        if now is not None and now == self._generation:
+            return list(self._seen.values())
+        if now is not None and self._load(now):
             return list(self._seen.values())
         if shutil.which(NFT) is None:
             return []
@@ -151,13 +161,14 @@ class Nftables:
                                 capture_output=True, text=True)
         seen = nftables.owned_resources(json.loads(result.stdout)) if result.returncode == 0 else []
         self._seen = {r.key: r for r in seen}  # returncode != 0: no such table
+        self._known_at(now)  # a commit between `now` and the read: the next observe reads again
         return seen
 
     def apply(self, actions: Sequence[Action]) -> int:
         payload = nftables.script(actions)
         result = subprocess.run([NFT, "-f", "-"], input=payload, capture_output=True, text=True)
         if result.returncode != 0:
-            self._committed = False
+            self._known_at(None)
             raise RuntimeError(f"nft -f: {result.stderr.strip()}\ninput:\n{payload[:4000]}")
         log.info("nft transaction", lines=payload.count("\n"))
         for a in actions:
@@ -167,8 +178,38 @@ class Nftables:
                     self._seen = {k: r for k, r in self._seen.items() if r.kind is not Kind.NFT_ELEMENT}
             else:
                 self._seen[a.resource.key] = a.resource
-        self._committed = True
+        # `nft -f` is one transaction, all or nothing: if it was the only commit since the
+        # table was read, the table is now exactly what was read plus these actions
+        before, now = self._generation, kernel_nft.generation()
+        ours_alone = before is not None and now is not None and now == (before[0], before[1] + 1)
+        self._known_at(now if ours_alone else None)
         return 1
+
+    def _known_at(self, generation: tuple[int, int] | None) -> None:
+        self._generation = generation
+        if self._cache is None:
+            return
+        if generation is None:
+            self._cache.unlink(missing_ok=True)
+            return
+        data = {"boot": _boot_id(), "generation": list(generation),
+                "resources": [r.attrs for r in self._seen.values()]}
+        tmp = self._cache.with_name(self._cache.name + ".tmp")
+        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        tmp.replace(self._cache)
+
+    def _load(self, now: tuple[int, int]) -> bool:
+        if self._cache is None:
+            return False
+        try:
+            data = json.loads(self._cache.read_text(encoding="utf-8"))
+            if data["boot"] != _boot_id() or tuple(data["generation"]) != now:
+                return False
+            self._seen = {r.key: r for r in map(nftables.from_attrs, data["resources"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # none yet, or not ours to trust: read the kernel
+        self._generation = now
+        return True
 
     def forward_policy_drop(self, family: str) -> None:
         # Docker's nftables backend leaves forwarding between other interfaces to the host's
@@ -211,6 +252,16 @@ def foreign_drops(listing: dict[str, Any]) -> list[str]:
     return notes
 
 
+@functools.cache
+def _boot_id() -> str:
+    """This boot's identity: namespace cookies and generations start again at a reboot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 _CLASSES: dict[str, type[Iptables] | type[Nftables]] = {"iptables": Iptables, "nftables": Nftables}
 
 
@@ -233,20 +284,26 @@ def named(name: str) -> type[Iptables] | type[Nftables]:
     return _CLASSES[name]
 
 
-def _selection(name: str, previous: Sequence[str] = (), forwarding: Iterable[str] = ()) -> _Selection:
+def _selection(
+    name: str, previous: Sequence[str] = (), forwarding: Iterable[str] = (), state_dir: Path | None = None
+) -> _Selection:
     for n in (name, *previous):
         named(n)  # an unknown name is the user's error
-    backends: dict[str, Backend] = {n: cls() for n, cls in _CLASSES.items()}  # fresh: state ends with it
+    backends: dict[str, Backend] = {"iptables": Iptables(),
+                                    "nftables": Nftables(state_dir / NFT_CACHE if state_dir else None)}
     chosen = backends[name]
     others = tuple(backends[p] for p in previous if p != name)
     return _Selection(backends, chosen, (chosen, *others), set(forwarding))
 
 
-def select(name: str, previous: Sequence[str] = (), forwarding: Iterable[str] = ()) -> Backend:
+def select(
+    name: str, previous: Sequence[str] = (), forwarding: Iterable[str] = (), state_dir: Path | None = None
+) -> Backend:
     """The backend this command writes with, and those whose leftovers it reads to remove
-    them (a migration: the pipeline chooses both from the option and the state)."""
+    them (a migration: the pipeline chooses both from the option and the state). Fresh
+    instances each time; what outlives them is in `state_dir` (nftables' table as last known)."""
     global _SELECTED
-    _SELECTED = _selection(name, previous, forwarding)
+    _SELECTED = _selection(name, previous, forwarding, state_dir)
     return _SELECTED.current
 
 

@@ -9,7 +9,8 @@ everything that depends on networks and containers is an element of a set or map
 
 The same semantics as the iptables backend (firewall/render.py), in set lookups instead of
 rules per network: publishing port 1,001 adds one element to each of `dnat4`, `published4` and
-`hairpin4`; a range of ports mapped to the same ports is one element; no chain is rewritten
+`hairpin4`; a range of ports mapped to the same ports is one element (of their `range`
+twins, interval sets); no chain is rewritten
 when a container or network comes or goes. Rules carry a comment with a digest of their text,
 so that a rule changed or added by hand shows as drift; the kernel's state is read back as
 JSON (`nft -j list table inet netctl`), never by parsing text. The one rule that depends on
@@ -73,8 +74,11 @@ class Chain:
 
 def _family_sets(v: str, addr: str) -> list[Set]:
     return [
-        # published ports: (bridge, container address, protocol, port) accepted once DNAT'd
-        Set(f"published{v}", ("ifname", addr, "inet_proto", "inet_service"), interval=True),
+        # published ports: (bridge, container address, protocol, port) accepted once DNAT'd.
+        # Single ports and runs of ports apart, here and in hairpin: an interval set of
+        # concatenations (the kernel's pipapo) costs ~3x a hash set's insert and lookup.
+        Set(f"published{v}", ("ifname", addr, "inet_proto", "inet_service")),
+        Set(f"published{v}range", ("ifname", addr, "inet_proto", "inet_service"), interval=True),
         # host address, protocol, host port -> container address, port (exact host address)
         Set(f"dnat{v}", (addr, "inet_proto", "inet_service"), (addr, "inet_service")),
         # the same for every local address
@@ -83,7 +87,8 @@ def _family_sets(v: str, addr: str) -> list[Set]:
         Set(f"dnat{v}range", (addr, "inet_proto", "inet_service"), (addr,), interval=True),
         Set(f"dnat{v}anyrange", ("inet_proto", "inet_service"), (addr,), interval=True),
         # a container reaching its own published port: masquerade (src, dst, protocol, port)
-        Set(f"hairpin{v}", (addr, addr, "inet_proto", "inet_service"), interval=True),
+        Set(f"hairpin{v}", (addr, addr, "inet_proto", "inet_service")),
+        Set(f"hairpin{v}range", (addr, addr, "inet_proto", "inet_service"), interval=True),
         Set(f"masquerade{v}", (addr,), interval=True),  # subnets masqueraded on the way out
         Set(f"own{v}", (addr, "ifname"), interval=True),  # subnet . its bridge: not masqueraded
         Set(f"containers{v}", (addr,)),  # every container address on a netctl bridge ...
@@ -139,6 +144,7 @@ CHAINS: tuple[Chain, ...] = (
     Chain("forward", (
         "oifname @bridges ct state established,related accept",
         *_both("ct status dnat oifname . {ip} daddr . meta l4proto . th dport @published{v} accept"),
+        *_both("ct status dnat oifname . {ip} daddr . meta l4proto . th dport @published{v}range accept"),
         "iifname . oifname @linked jump links",
         "iifname . oifname vmap @intra",
         "iifname @internal drop",
@@ -159,6 +165,7 @@ CHAINS: tuple[Chain, ...] = (
     Chain("output", ("fib daddr type local jump published",), ("nat", "output", -100)),
     Chain("postrouting", (
         *_both("{ip} saddr . {ip} daddr . meta l4proto . th dport @hairpin{v} masquerade"),
+        *_both("{ip} saddr . {ip} daddr . meta l4proto . th dport @hairpin{v}range masquerade"),
         # the host reaching a container through 127.0.0.1 or its own address
         "fib saddr type local oifname @outward masquerade",
         *_both("{ip} saddr . oifname @own{v} return"),
@@ -207,12 +214,27 @@ def _table(digest: str, fwmark: str) -> Resource:
 
 
 def element(set_name: str, key: Sequence[str], value: Sequence[str] = ()) -> Resource:
-    text = " . ".join(key)
-    attrs: dict[str, object] = {"set": set_name, "key": text}
+    attrs: dict[str, object] = {"set": set_name, "key": " . ".join(key)}
     if value:
         attrs["value"] = " . ".join(value)
-    return Resource(Kind.NFT_ELEMENT, f"nft:element/{set_name}/{text}", attrs, deps=(TABLE_KEY,),
-                    parent=TABLE_KEY, immutable=frozenset({"value"}))
+    return _element(attrs)
+
+
+_TABLE_DEPS = (TABLE_KEY,)
+_VALUE = frozenset({"value"})
+
+
+def _element(attrs: Mapping[str, Any]) -> Resource:
+    return Resource(Kind.NFT_ELEMENT, f"nft:element/{attrs['set']}/{attrs['key']}", attrs, deps=_TABLE_DEPS,
+                    parent=TABLE_KEY, immutable=_VALUE)
+
+
+def from_attrs(attrs: Mapping[str, Any]) -> Resource:
+    """The table or an element again from its attrs (the backend keeps the table as last
+    known by them)."""
+    if "set" in attrs:
+        return _element(attrs)
+    return _table(attrs["skeleton"], attrs["accept_fwmark"])
 
 
 def resources(target: Target) -> list[Resource]:
@@ -294,9 +316,10 @@ def _published_elements(v: str, run: Run) -> Iterator[Resource]:
     p = run.first
     proto, host_ports, ports = p.protocol.value, run.ports(True), run.ports(False)
     ranged = "-" in host_ports
-    yield element(f"published{v}", [_q(p.bridge), p.container_ip, proto, ports])
-    yield element(f"hairpin{v}", [p.container_ip, p.container_ip, proto, ports])
-    name = f"dnat{v}{'' if p.host_ip else 'any'}{'range' if ranged else ''}"
+    runs = "range" if ranged else ""
+    yield element(f"published{v}{runs}", [_q(p.bridge), p.container_ip, proto, ports])
+    yield element(f"hairpin{v}{runs}", [p.container_ip, p.container_ip, proto, ports])
+    name = f"dnat{v}{'' if p.host_ip else 'any'}{runs}"
     key = ([p.host_ip] if p.host_ip else []) + [proto, host_ports]
     yield element(name, key, [p.container_ip] if ranged else [p.container_ip, str(p.container_port)])
     if p.loopback_only and p.host_ip:

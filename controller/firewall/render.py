@@ -25,6 +25,7 @@ container patches only the rules that changed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -35,7 +36,6 @@ from controller.model import (
     EndpointTarget,
     Kind,
     NetworkTarget,
-    PortSpec,
     Protocol,
     Resource,
     Target,
@@ -213,19 +213,21 @@ def published(target: Target, version: int) -> list[Published]:
             continue
         net = target.network(ep.network)
         assert net is not None
+        container_ip, bridge = str(address.ip), net.device or ""
+        binding = net.options.get(options.HOST_BINDING_IPV4) if version == 4 else None
         for port in c.ports:
-            host_ip = _host_ip(port, net, version)
+            host_ip = _host_ip(port.host_ip or binding, version)
             if host_ip is None:
                 continue
             out.append(
                 Published(
-                    host_ip=host_ip or None,
+                    host_ip=host_ip[0] or None,
                     host_port=port.host_port or port.container_port,
-                    container_ip=str(address.ip),
+                    container_ip=container_ip,
                     container_port=port.container_port,
                     protocol=port.protocol,
-                    bridge=net.device or "",
-                    loopback_only=bool(host_ip) and ipaddress.ip_address(host_ip).is_loopback,
+                    bridge=bridge,
+                    loopback_only=host_ip[1],
                 )
             )
     return out
@@ -240,15 +242,16 @@ def publishing_endpoint(c: ContainerTarget, target: Target) -> EndpointTarget | 
     return None
 
 
-def _host_ip(port: PortSpec, net: NetworkTarget, version: int) -> str | None:
-    """The address to match for this family: '' for any, None if not this family."""
-    ip = port.host_ip or (net.options.get(options.HOST_BINDING_IPV4) if version == 4 else None)
+@functools.lru_cache(maxsize=1024)  # the same few host IPs for 1,000 ports
+def _host_ip(ip: str | None, version: int) -> tuple[str, bool] | None:
+    """The address to match for this family ('' for any) and whether it is a loopback
+    address; None if the port is not published in this family."""
     if not ip:
-        return ""
+        return "", False
     addr = ipaddress.ip_address(ip)
     if addr.version != version:
         return None
-    return "" if addr.is_unspecified else str(addr)
+    return ("", False) if addr.is_unspecified else (str(addr), addr.is_loopback)
 
 
 def _in_rules(target: Target, b: Bridge, mine: list[Published], version: int) -> list[Rule]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import socket
+import struct
 
 from controller.errors import ServiceError
 
@@ -53,3 +55,50 @@ def run(commands: str) -> str:
         return (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
     finally:
         lib.nft_ctx_free(ctx)
+
+
+# ---------------------------------------------------------------------------- the generation
+
+NETLINK_NETFILTER = 12
+NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_NEWGEN, NFT_MSG_GETGEN = 15, 16
+NFTA_GEN_ID = 1
+NLM_F_REQUEST = 1
+NLMSG_ERROR = 2
+SO_NETNS_COOKIE = 71  # Linux 5.14; not in Python's socket module
+
+
+def generation() -> tuple[int, int] | None:
+    """(namespace cookie, ruleset generation) of this thread's network namespace, None when
+    the kernel cannot say. The kernel adds one to the generation at every nftables commit,
+    whoever makes it (nft, iptables-nft, firewalld); the cookie is never reused within a
+    boot, so the pair names one state of one namespace's whole ruleset."""
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER) as s:
+            s.settimeout(1.0)
+            cookie = struct.unpack("=Q", s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+            # nlmsghdr (16 bytes) + nfgenmsg (family AF_UNSPEC, version 0, res_id 0)
+            request = struct.pack("=IHHII", 20, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN,
+                                  NLM_F_REQUEST, 1, 0) + struct.pack("=BBH", 0, 0, 0)
+            s.send(request)
+            reply = s.recv(4096)
+    except OSError:
+        return None
+    return _generation_reply(cookie, reply)
+
+
+def _generation_reply(cookie: int, reply: bytes) -> tuple[int, int] | None:
+    if len(reply) < 20:
+        return None
+    length, msg_type = struct.unpack_from("=IH", reply)
+    if msg_type != NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWGEN:
+        return None  # NLMSG_ERROR: no nf_tables in this kernel
+    offset = 20
+    while offset + 4 <= min(length, len(reply)):
+        size, kind = struct.unpack_from("=HH", reply, offset)
+        if size < 4:
+            return None
+        if kind & 0x3FFF == NFTA_GEN_ID and size >= 8:
+            return cookie, struct.unpack_from(">I", reply, offset + 4)[0]
+        offset += (size + 3) & ~3
+    return None

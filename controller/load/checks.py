@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -386,7 +387,7 @@ def _bind_addresses(port: PortSpec, nets: list[_Network]) -> tuple[IPAddress, ..
     """Where a published port listens: its host IP, else the network's host_binding_ipv4,
     else every address of both families (Docker binds 0.0.0.0 and ::)."""
     if port.host_ip:
-        return (ipaddress.ip_address(port.host_ip),)
+        return (_address(port.host_ip),)
     gateway_net = next((n for n in nets if not n.spec.internal), None)
     binding = gateway_net.spec.options.get(options.HOST_BINDING_IPV4) if gateway_net else None
     if binding and binding != "0.0.0.0":
@@ -394,7 +395,11 @@ def _bind_addresses(port: PortSpec, nets: list[_Network]) -> tuple[IPAddress, ..
             return (parse_ip(binding, version=4),)
         except ValueError:
             pass  # reported by _check_options
-    return (ipaddress.IPv4Address("0.0.0.0"), ipaddress.IPv6Address("::"))
+    return _EVERY_ADDRESS
+
+
+_EVERY_ADDRESS = (ipaddress.IPv4Address("0.0.0.0"), ipaddress.IPv6Address("::"))
+_address = functools.lru_cache(maxsize=4096)(ipaddress.ip_address)  # one host IP for 1,000 ports
 
 
 def _port_conflict(binding: _Binding, other: _Binding) -> Problem:

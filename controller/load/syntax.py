@@ -3,6 +3,7 @@ the user wrote and raises ValueError with a message for them."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -85,7 +86,8 @@ def parse_protocol(text: str) -> Protocol:
         raise ValueError(f"unknown protocol {text!r}: expected tcp, udp or sctp") from None
 
 
-def parse_port_mapping(text: str) -> list[PortSpec]:
+@functools.lru_cache(maxsize=65536)  # validation and build both parse each of 1,000 ports
+def parse_port_mapping(text: str) -> tuple[PortSpec, ...]:
     """Docker's `-p`: `[[hostIP:]hostPort:]containerPort[/protocol]`, ports or ranges.
 
     `[::1]:8080:80` brackets an IPv6 host IP. Ranges expand to one PortSpec per port and
@@ -104,7 +106,7 @@ def parse_port_mapping(text: str) -> list[PortSpec]:
         raise ValueError(
             f"host port range {host} and container port range {container} must have the same length"
         )
-    return [PortSpec(c, h, host_ip, protocol) for h, c in zip(host_ports, container_ports, strict=True)]
+    return tuple(PortSpec(c, h, host_ip, protocol) for h, c in zip(host_ports, container_ports, strict=True))
 
 
 def _split_mapping(mapping: str, text: str) -> tuple[str | None, str, str]:

@@ -58,7 +58,7 @@ def questions() -> list[tuple[str, str, str, int, str]]:
                 out.append((src, f"{ip}:{PORT}", where, ip, PORT))
         if src != OUT_IP:
             out.append((src, f"{OUT_IP}:{PORT}", where, OUT_IP, PORT))  # leaving the host
-    for port in (8080, 9000, 9090):
+    for port in (8080, 9000, 9090, 8000):
         out.append((OUT_IP, f"{A_IP}:{port}", "-", A_IP, port))
     for port in (8080, 9090):
         out.append(("host", f"127.0.0.1:{port}", "-", "127.0.0.1", port))

@@ -20,6 +20,7 @@ from topologies import DEFAULT_BRIDGE, HOST, NONE, container, network, resolved,
 from controller.daemon.events import nftables_tables
 from controller.firewall import nftables
 from controller.firewall.backend import foreign_drops
+from controller.kernel import nft as kernel_nft
 from controller.model import (
     Action,
     Attachment,
@@ -129,6 +130,22 @@ def test_what_nft_prints_reads_back_as_what_was_written() -> None:
     assert seen.keys() == want.keys()
     for key, r in want.items():
         assert seen[key].attrs == r.attrs, key
+
+
+def test_the_table_as_last_known_is_kept_by_attrs() -> None:
+    """The backend's cache (the state dir) keeps each resource's attrs only."""
+    for r in nftables.owned_resources(json.loads(GOLDEN.read_text())):
+        assert nftables.from_attrs(json.loads(json.dumps(r.attrs))) == r, r.key
+
+
+def test_the_ruleset_generation_is_read_from_the_kernels_reply() -> None:
+    newgen = (10 << 8) | 15
+    attrs = struct.pack("=HH", 8, 1) + struct.pack(">I", 4711) + struct.pack("=HH", 8, 2) + b"\0\0\0\1"
+    reply = struct.pack("=IHHII", 20 + len(attrs), newgen, 0, 1, 0) + b"\0\0\0\0" + attrs
+    assert kernel_nft._generation_reply(7, reply) == (7, 4711)
+    error = struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", -22) + bytes(16)
+    assert kernel_nft._generation_reply(7, error) is None  # NLMSG_ERROR: no nf_tables
+    assert kernel_nft._generation_reply(7, reply[:19]) is None
 
 
 def test_a_hand_made_rule_changes_the_skeleton() -> None:

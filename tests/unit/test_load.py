@@ -82,6 +82,38 @@ def test_schemas_are_valid_2020_12_and_closed(name: str) -> None:
     assert schema["$defs"]["metadata"]["additionalProperties"] is False
 
 
+def test_a_string_port_is_checked_by_its_format_alone() -> None:
+    """The premise of validating parsed string ports apart (load/schema.py): nothing in the
+    schema looks at the ports list as a whole, and a string item meets only its format."""
+    schema = json.loads((load.SCHEMA_DIR / "container.schema.json").read_text())
+    ports = schema["properties"]["spec"]["properties"]["ports"]
+    assert set(ports) == {"description", "type", "items"}
+    assert ports["items"]["else"] == {"format": "port-mapping"}
+    assert ports["items"]["if"] == {"type": "object"}
+
+
+_PORT_ITEMS = st.one_of(
+    st.sampled_from(["8080:80", "127.0.0.1:53:53/udp", "9000-9002:9000-9002", "[::1]:8080:80", "80",
+                     "1:2:3:4", "70000:80", "8080:80/icmp", "0:80", "80:80\n"]),
+    st.integers(-1, 70000),
+    st.fixed_dictionaries({"containerPort": st.integers(0, 70000), "hostPort": st.integers(0, 70000)}),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PORT_ITEMS, max_size=6))
+def test_string_ports_checked_apart_give_the_schemas_verdict(items: list[object]) -> None:
+    from controller.load import schema as validation
+
+    body = yaml.safe_load(container_doc("c", ports=["8080:80"]))
+    body["spec"]["ports"] = items
+    doc = Document("Container", "c", body, Source("t.yaml", 1))
+    validator = validation._validators()["Container"]
+    everything = validation._schema_problems(validator, doc)
+    apart = validation._schema_problems(validator, validation._ports_checked_apart(doc))
+    assert [str(p) for p in apart] == [str(p) for p in everything]
+
+
 # --------------------------------------------------------------------------- files and folders
 
 
@@ -1258,7 +1290,7 @@ def port_mappings(draw: st.DrawFn) -> tuple[str, list[PortSpec]]:
 @given(port_mappings())
 def test_valid_port_strings_round_trip(mapping: tuple[str, list[PortSpec]]) -> None:
     text, expected = mapping
-    assert load.parse_port_mapping(text) == expected
+    assert list(load.parse_port_mapping(text)) == expected
     c = spec_of(container(yaml.safe_dump({"ports": [text]}))).container("c")
     assert c is not None and list(c.ports) == expected
 
