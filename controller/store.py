@@ -55,10 +55,17 @@ def private_dir(state_dir: str) -> None:
 
 
 def private_file(path: str) -> None:
-    """Create `path` 0600 if it is missing (SQLite gives its -wal and -shm the same mode)."""
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
-        os.chmod(path, 0o600)
+    """Create `path` 0600 if it is missing (SQLite gives its -wal and -shm the same mode).
+
+    An existing database is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, those of SQLite's other connections included (the
+    controller's API serves requests on threads, each with its own connection), and SQLite
+    then lets two writers in: "database disk image is malformed"."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+            os.chmod(path, 0o600)
 
 
 @contextmanager
