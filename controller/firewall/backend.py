@@ -11,7 +11,6 @@ implies, and says what in the rest of the host's firewall would undo its verdict
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any, Protocol
 import structlog
 
 from controller.errors import UserError
-from controller.firewall import iptables, nftables, render
+from controller.firewall import iptables, nftables, nftcache, render
 from controller.firewall.wanted import BACKENDS, DEFAULT
 from controller.kernel import nft as kernel_nft
 from controller.model import Action, Kind, Op, Resource
@@ -136,80 +135,71 @@ class Nftables:
     """netctl's own table `inet netctl`; nothing is ever added to another table.
 
     Reading 1,000 ports' elements back (`nft -j list`) costs more than publishing one more
-    port: the table as last known is kept with the ruleset generation it was true at (the
-    kernel adds one at every nftables commit, anyone's), in memory and in `cache` (the
-    state dir) for the next command. While the generation is unchanged nothing can have
-    changed, and the read is skipped; any other commit makes the next observe read again."""
+    port: the table is kept as last known with the ruleset generation it was true at, in
+    memory and in the state dir for the next command (firewall/nftcache.py). While the
+    generation is unchanged nothing can have changed, and the read is skipped; anyone's
+    commit makes the next observe read again."""
 
     name = "nftables"
     kinds = frozenset({Kind.NFT_TABLE, Kind.NFT_ELEMENT})
 
     def __init__(self, cache: Path | None = None) -> None:
         self._seen: dict[str, Resource] = {}
-        self._generation: tuple[int, int] | None = None  # when _seen was the kernel's table
-        self._cache = cache
+        self._generation: nftcache.Generation | None = None  # when _seen was the kernel's table
+        self._known = nftcache.KnownTable(cache)
 
     def observe(self) -> list[Resource]:
         now = kernel_nft.generation()
         if now is not None and now == self._generation:
             return list(self._seen.values())
-        if now is not None and self._load(now):
-            return list(self._seen.values())
+        known = self._known.load(now) if now is not None else None
+        if known is not None:
+            self._seen, self._generation = known, now
+            return list(known.values())
         if shutil.which(NFT) is None:
             return []
         result = subprocess.run([NFT, "-j", "list", "table", nftables.FAMILY, nftables.TABLE],
                                 capture_output=True, text=True)
         seen = nftables.owned_resources(json.loads(result.stdout)) if result.returncode == 0 else []
         self._seen = {r.key: r for r in seen}  # returncode != 0: no such table
-        self._known_at(now)  # a commit between `now` and the read: the next observe reads again
+        # a commit between `now` and the read: recorded at `now`, the next observe reads again
+        self._generation = now
+        if now is not None:
+            self._known.snapshot(now, self._seen)
         return seen
 
     def apply(self, actions: Sequence[Action]) -> int:
         payload = nftables.script(actions)
         result = subprocess.run([NFT, "-f", "-"], input=payload, capture_output=True, text=True)
         if result.returncode != 0:
-            self._known_at(None)
+            self._forget()
             raise RuntimeError(f"nft -f: {result.stderr.strip()}\ninput:\n{payload[:4000]}")
         log.info("nft transaction", lines=payload.count("\n"))
+        added: list[Resource] = []
+        removed: list[str] = []
         for a in actions:
             if a.op is Op.DELETE:
                 self._seen.pop(a.resource.key, None)
+                removed.append(a.resource.key)
                 if a.resource.kind is Kind.NFT_TABLE:  # its elements go with it
+                    removed += [k for k, r in self._seen.items() if r.kind is Kind.NFT_ELEMENT]
                     self._seen = {k: r for k, r in self._seen.items() if r.kind is not Kind.NFT_ELEMENT}
             else:
                 self._seen[a.resource.key] = a.resource
+                added.append(a.resource)
         # `nft -f` is one transaction, all or nothing: if it was the only commit since the
         # table was read, the table is now exactly what was read plus these actions
         before, now = self._generation, kernel_nft.generation()
-        ours_alone = before is not None and now is not None and now == (before[0], before[1] + 1)
-        self._known_at(now if ours_alone else None)
+        if before is None or now is None or now != (before[0], before[1] + 1):
+            self._forget()
+            return 1
+        self._generation = now
+        self._known.append(before, now, added, removed, self._seen)
         return 1
 
-    def _known_at(self, generation: tuple[int, int] | None) -> None:
-        self._generation = generation
-        if self._cache is None:
-            return
-        if generation is None:
-            self._cache.unlink(missing_ok=True)
-            return
-        data = {"boot": _boot_id(), "generation": list(generation),
-                "resources": [r.attrs for r in self._seen.values()]}
-        tmp = self._cache.with_name(self._cache.name + ".tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        tmp.replace(self._cache)
-
-    def _load(self, now: tuple[int, int]) -> bool:
-        if self._cache is None:
-            return False
-        try:
-            data = json.loads(self._cache.read_text(encoding="utf-8"))
-            if data["boot"] != _boot_id() or tuple(data["generation"]) != now:
-                return False
-            self._seen = {r.key: r for r in map(nftables.from_attrs, data["resources"])}
-        except (OSError, ValueError, KeyError, TypeError):
-            return False  # none yet, or not ours to trust: read the kernel
-        self._generation = now
-        return True
+    def _forget(self) -> None:
+        self._generation = None
+        self._known.forget()
 
     def forward_policy_drop(self, family: str) -> None:
         # Docker's nftables backend leaves forwarding between other interfaces to the host's
@@ -250,16 +240,6 @@ def foreign_drops(listing: dict[str, Any]) -> list[str]:
         notes.append(f"{where} has policy drop: it drops forwarded traffic that netctl's nftables "
                      f"table accepts; {hint}")
     return notes
-
-
-@functools.cache
-def _boot_id() -> str:
-    """This boot's identity: namespace cookies and generations start again at a reboot."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 _CLASSES: dict[str, type[Iptables] | type[Nftables]] = {"iptables": Iptables, "nftables": Nftables}

@@ -15,10 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from topologies import DEFAULT_BRIDGE, HOST, NONE, container, network, resolved, spec
 
 from controller.daemon.events import nftables_tables
-from controller.firewall import nftables
+from controller.firewall import nftables, nftcache
 from controller.firewall.backend import foreign_drops
 from controller.kernel import nft as kernel_nft
 from controller.model import (
@@ -136,6 +137,40 @@ def test_the_table_as_last_known_is_kept_by_attrs() -> None:
     """The backend's cache (the state dir) keeps each resource's attrs only."""
     for r in nftables.owned_resources(json.loads(GOLDEN.read_text())):
         assert nftables.from_attrs(json.loads(json.dumps(r.attrs))) == r, r.key
+
+
+def test_the_known_table_is_a_snapshot_and_a_journal_of_netctls_transactions(tmp_path: Path) -> None:
+    table = nftables.table()
+    a, b, c = (nftables.element("dnat4any", ["tcp", str(p)], ["10.0.0.2", "80"]) for p in (81, 82, 83))
+    path = tmp_path / "nftables-table.json"
+    known = nftcache.KnownTable(path)
+    known.snapshot((7, 10), {r.key: r for r in (table, a, b)})
+    known.append((7, 10), (7, 11), [c], [a.key], {r.key: r for r in (table, b, c)})
+    assert len(path.read_text().splitlines()) == 2  # one more port: one line appended
+    assert nftcache.KnownTable(path).load((7, 11)) == {r.key: r for r in (table, b, c)}
+    assert nftcache.KnownTable(path).load((7, 12)) is None  # someone else committed since
+    assert nftcache.KnownTable(path).load((8, 11)) is None  # another namespace
+    # a journal this process did not see end at `before` (another command wrote it): a snapshot
+    stale = nftcache.KnownTable(path)
+    stale.append((7, 30), (7, 31), [a], [], {r.key: r for r in (table, a)})
+    assert len(path.read_text().splitlines()) == 1
+    assert nftcache.KnownTable(path).load((7, 31)) == {r.key: r for r in (table, a)}
+    path.write_text(path.read_text() + '{"generation": [7, 32], "add": [')  # torn by a crash
+    assert nftcache.KnownTable(path).load((7, 32)) is None
+    nftcache.KnownTable(path).forget()
+    assert not path.exists()
+
+
+def test_the_journal_is_compacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nftcache, "JOURNAL_MAX", 3)
+    path = tmp_path / "t.json"
+    known = nftcache.KnownTable(path)
+    known.snapshot((1, 1), {})
+    elements = [nftables.element("containers4", [f"10.0.0.{i}"]) for i in range(5)]
+    for i, e in enumerate(elements):
+        known.append((1, 1 + i), (1, 2 + i), [e], [], {x.key: x for x in elements[: i + 1]})
+    assert len(path.read_text().splitlines()) <= 3
+    assert nftcache.KnownTable(path).load((1, 6)) == {x.key: x for x in elements}
 
 
 def test_the_ruleset_generation_is_read_from_the_kernels_reply() -> None:
