@@ -11,3 +11,13 @@ if "rich" not in sys.modules:
         import structlog  # noqa: F401
     finally:
         del sys.modules["rich"]
+
+
+def version() -> str:
+    """netctl's version, as installed (looked up when asked: importlib.metadata costs ~20 ms)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("netctl")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -5,7 +5,9 @@
     │   ├── ManifestError             validation problems, each with file, line and JSON path
     │   ├── NotFoundError             no such network/container
     │   ├── ConflictError             refused, e.g. a network that still has endpoints
-    │   │   └── ClusterConflict       the cluster holds something else (cluster.ipam)
+    │   │   ├── ClusterConflict       the cluster holds something else (cluster.ipam)
+    │   │   └── NameTaken, AlreadyConnected, NotConnected (netops)
+    │   ├── Ambiguous                 an ID prefix of several networks (netops)
     │   ├── ResolveError              the input cannot be allocated (resolve)
     │   │   └── PoolExhausted         no subnet, address or VNI left (ipam)
     │   └── FolderMissing             the controller's folder is not there (daemon.folder)

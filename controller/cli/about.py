@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from controller import version
 from controller.cli.common import emit, examples_parser
 
 SHELLS = ("bash", "zsh", "fish", "tcsh")
@@ -36,13 +37,6 @@ examples:
 """
 
 
-def version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("netctl")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class VersionAction(argparse.Action):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from controller import render
-from controller.cli import listing
+from controller import listing, render
 from controller.cli.common import current, emit, examples_parser, inspect, session, strip_args
 from controller.errors import NotFoundError, UserError
 

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
-from collections.abc import Callable
 from itertools import zip_longest
 from typing import Any
 
-from controller import load, render
-from controller.cli import listing
+from controller import listing, netops, render
 from controller.cli.common import emit, examples_parser, inspect, session
-from controller.errors import NotFoundError, UserError
-from controller.model import Attachment, Document, Source, Target
+from controller.errors import UserError
+from controller.model import Target
 
 LS = """\
 examples:
@@ -105,19 +102,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def listed_target(args: argparse.Namespace) -> Target:
-    """The networks as `ls` shows them: stored (and, with a cluster store, every host's
-    overlays), resolved without observing the kernel."""
-    from controller.documents import build
-    from controller.resolve import HostFacts, resolve
-
     with session(args) as s:
-        docs, allocations = s.store.documents(), s.store.allocations()
-        if s.store_hook is not None:  # overlay networks are listed on every host of the cluster
-            docs, allocations = s.store_hook.listing(docs, s.store.origins(), allocations)
-        # The built-in networks are listed even before anything was applied, as Docker does.
-        spec = build(docs) if docs else load.build_spec([], load.load_builtin())
-        target, _ = resolve(spec, allocations, HostFacts(), "")
-    return target
+        return netops.listed_target(s)
 
 
 def cmd_network_ls(args: argparse.Namespace) -> int:
@@ -137,19 +123,10 @@ def cmd_network_create(args: argparse.Namespace) -> int:
         {k: v for k, v in (("subnet", s), ("gateway", g), ("ipRange", r)) if v}
         for s, g, r in zip_longest(args.subnet, args.gateway, args.ip_range)
     ]
-    spec: dict[str, Any] = {"driver": args.driver, "internal": args.internal, "enableIPv6": args.ipv6,
-                            "options": _pairs(args.opt, "--opt")}
-    if config:
-        spec["ipam"] = {"config": config}
-    body = {"apiVersion": "netctl/v1", "kind": "Network",
-            "metadata": {"name": args.name, "labels": _pairs(args.label, "--label")}, "spec": spec}
-    # A document as a manifest would give it (no YAML round trip): apply validates it.
-    docs = [Document("Network", args.name, body, Source("<network create>", 0))]
+    request = netops.NetworkRequest(args.name, args.driver, args.internal, args.ipv6,
+                                    _pairs(args.opt, "--opt"), _pairs(args.label, "--label"), config)
     with session(args) as s:
-        if any(d.kind == "Network" and d.name == args.name for d in s.store.documents()):
-            raise UserError(f"network with name {args.name} already exists")
-        outcome = s.apply(docs, origin="cli")
-        net = outcome.target.network(args.name)
+        net = netops.create(s, request)
     print(net.id if net else args.name)
     return 0
 
@@ -165,9 +142,8 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
 
 
 def cmd_network_rm(args: argparse.Namespace) -> int:
-    # All or nothing (Docker removes what it can): a refused name changes nothing.
     with session(args) as s:
-        s.delete([("Network", n) for n in args.names])
+        netops.remove(s, args.names)
     for n in args.names:
         print(n)
     return 0
@@ -175,17 +151,14 @@ def cmd_network_rm(args: argparse.Namespace) -> int:
 
 def cmd_network_prune(args: argparse.Namespace) -> int:
     keep = listing.prune_filter(args.filter, datetime.datetime.now(datetime.UTC))
-    target = listed_target(args)
-    used = {e.network for c in target.containers for e in c.endpoints}
-    doomed = [n.name for n in target.networks if not n.builtin and n.name not in used and keep(n)]
+    doomed = netops.unused(listed_target(args), keep)
     if not args.force and not _confirmed(
         "WARNING! This will remove all custom networks not used by at least one container.\n"
         "Are you sure you want to continue? [y/N] "
     ):
         return 0
-    if doomed:
-        with session(args) as s:
-            s.delete([("Network", n) for n in doomed], missing_ok=True)
+    with session(args) as s:
+        netops.prune(s, doomed)
     emit(args, doomed, "Deleted Networks:\n" + "".join(f"{n}\n" for n in doomed) if doomed else "")
     return 0
 
@@ -198,54 +171,13 @@ def _confirmed(question: str) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def _edit_container(
-    args: argparse.Namespace, name: str, change: Callable[[Document, dict[str, Any]], None],
-    missing_ok: bool = False,
-) -> None:
-    def edit(docs: list[Document]) -> list[Document]:
-        out = []
-        found = False
-        for d in docs:
-            if d.kind == "Container" and d.name == name:
-                body = json.loads(json.dumps(d.body))
-                change(d, body)
-                found = True
-                d = Document(d.kind, d.name, body, d.source)
-            out.append(d)
-        if not found and not missing_ok:
-            raise NotFoundError(f"no container named {name!r}")
-        return out
-
-    with session(args) as s:
-        s.edit(edit)
-
-
-def _set_attachments(body: dict[str, Any], attachments: tuple[Attachment, ...]) -> None:
-    body.setdefault("spec", {})["networks"] = load.attachment_items(attachments)
-
-
 def cmd_network_connect(args: argparse.Namespace) -> int:
-    def change(doc: Document, body: dict[str, Any]) -> None:
-        nets = load.container_spec(doc).networks
-        if any(a.network == args.network for a in nets):
-            raise UserError(f"container {args.container} is already attached to network {args.network}")
-        added = Attachment(args.network, ipv4_address=args.ipv4, ipv6_address=args.ipv6,
-                           aliases=tuple(args.alias or ()))
-        _set_attachments(body, (*nets, added))
-
-    _edit_container(args, args.container, change)
+    with session(args) as s:
+        netops.connect(s, args.network, args.container, args.ipv4, args.ipv6, args.alias or ())
     return 0
 
 
 def cmd_network_disconnect(args: argparse.Namespace) -> int:
-    def change(doc: Document, body: dict[str, Any]) -> None:
-        nets = load.container_spec(doc).networks
-        kept = tuple(a for a in nets if a.network != args.network)
-        if len(kept) == len(nets):
-            if args.force:
-                return
-            raise UserError(f"container {args.container} is not connected to network {args.network}")
-        _set_attachments(body, kept or (Attachment("none"),))
-
-    _edit_container(args, args.container, change, missing_ok=args.force)
+    with session(args) as s:
+        netops.disconnect(s, args.network, args.container, args.force)
     return 0

@@ -22,7 +22,9 @@ def add_parser(sub: Any) -> None:
     c = sub.add_parser("controller", help="keep the kernel equal to a folder of manifests (long-running; "
                        "SIGHUP: full resync, SIGTERM: stop and leave the network as it is)",
                        **examples("netctl controller --manifests /etc/netctl/manifests",
-                                  "netctl controller --manifests m/ --metrics-address 127.0.0.1:9440"))
+                                  "netctl controller --manifests m/ --metrics-address 127.0.0.1:9440",
+                                  "netctl controller --manifests m/ --api-socket /run/netctl-api.sock "
+                                  "--api-group docker"))
     c.add_argument("--manifests", required=True, metavar="DIR",
                    help="the watched folder: *.yaml/*.yml anywhere under it are the desired state")
     c.add_argument("--resync-interval", type=float, default=30.0, metavar="SECONDS",
@@ -30,6 +32,11 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--metrics-address", default=None, metavar="HOST:PORT",
                    help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off; "
                         ":PORT or 0.0.0.0:PORT is every address of the host, with a warning)")
+    c.add_argument("--api-socket", default=None, metavar="PATH",
+                   help="serve the API (Docker Engine API network endpoints) on this unix socket "
+                        "(default: api.sock in the state dir; mode 0660)")
+    c.add_argument("--api-group", default=None, metavar="GROUP",
+                   help="the group that may connect to the API socket (default: root's)")
     c.set_defaults(func=cmd_controller, default_log_level="info")
 
 
@@ -103,7 +110,17 @@ def cmd_controller(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    from controller import version
+    from controller.api.server import group_exists
+
+    if args.api_group and not group_exists(args.api_group):
+        raise UserError(f"--api-group {args.api_group}: no such group")
+    if args.api_group and not args.api_socket:
+        print(f"warning: the API socket is in the state dir, which is root's alone (0700): members of "
+              f"{args.api_group} reach it only with --api-socket elsewhere, e.g. /run/netctl-api.sock",
+              file=sys.stderr)
     return run(Options(args.manifests, args.state_dir, args.resync_interval, args.metrics_address,
-                       args.lock_timeout, cluster_config=overlay_command.config_of(args)))
+                       args.lock_timeout, cluster_config=overlay_command.config_of(args),
+                       api_socket=args.api_socket, api_group=args.api_group, version=version()))
 
 

@@ -42,6 +42,8 @@ import structlog
 from pyroute2.netlink.exceptions import NetlinkError
 
 from controller import etcfiles
+from controller.api import server as api_server
+from controller.api.docker import DockerApi
 from controller.daemon.events import (
     Event,
     FolderChanged,
@@ -86,6 +88,7 @@ from controller.store import private_dir
 
 log = structlog.get_logger("netctl.controller")
 
+API_SOCKET = "api.sock"  # in the state dir, unless --api-socket says otherwise
 MAX_ATTEMPTS = 16  # per reconcile: each one reverts files or sets a failing container aside
 LOCK_RETRY = 0.5  # seconds: a `netctl apply` from a shell holds the state lock
 LOCK_WAIT = 2.0  # at most, per attempt: signals and drift must not wait behind a long apply
@@ -100,6 +103,9 @@ class Options:
     lock_timeout: float = 10.0
     timing: Timing | None = None
     cluster_config: Any = None  # controller.cluster.config.ClusterConfig: overlay networks
+    api_socket: str | None = None  # the API's unix socket; None: api.sock in the state dir
+    api_group: str | None = None  # the group that may connect to it (None: root's)
+    version: str = "unknown"  # netctl's, for the API's /version
 
 
 # --------------------------------------------------------------------------- the process
@@ -288,6 +294,7 @@ class Controller:
         self.services = ServiceWatcher(self.inbox.post, self.options.state_dir, self.clock)
         self.services.start()
         server = serve(self.metrics, self.options.metrics_address) if self.options.metrics_address else None
+        api = self._serve_api()
         previous = {
             signal.SIGTERM: signal.signal(signal.SIGTERM, lambda n, _: self.inbox.post(Stop(n))),
             signal.SIGINT: signal.signal(signal.SIGINT, lambda n, _: self.inbox.post(Stop(n))),
@@ -313,8 +320,22 @@ class Controller:
             if server is not None:
                 server.shutdown()
                 server.server_close()
+            api_server.close(api)
             log.info("controller stopped: the network is left as it is")
         return 0
+
+    def _serve_api(self) -> Any:
+        """The Docker Engine API's network endpoints on a unix socket (api/docker.py): each
+        request runs in its own session, waiting for the state lock like a `netctl` command."""
+        path = self.options.api_socket or os.path.join(self.options.state_dir, API_SOCKET)
+        o = self.options
+
+        def session() -> Session:
+            return Session(o.state_dir, o.lock_timeout, store_config=o.cluster_config)
+
+        server = api_server.serve(path, DockerApi(session, o.version), o.api_group)
+        log.info("api serving", socket=path, group=o.api_group or "root")
+        return server
 
     def _watch_folder(self) -> None:
         """Watch the folder, again if it was replaced (`rm -rf` and `git clone`, a symlink

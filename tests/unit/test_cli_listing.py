@@ -7,7 +7,7 @@ import datetime
 import pytest
 from topologies import resolved, spec
 
-from controller.cli import listing
+from controller import listing
 from controller.errors import UserError
 from controller.model import Attachment, ContainerSpec, NetworkSpec, PortSpec, Protocol
 

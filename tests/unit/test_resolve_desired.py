@@ -9,8 +9,7 @@ import pytest
 from fake_kernel import FakeKernel
 from topologies import DEFAULT_BRIDGE, container, converge, ids, network, resolved, spec, wanted
 
-from controller import etcfiles, planview, render
-from controller.cli import listing
+from controller import etcfiles, listing, planview, render
 from controller.desired import desired_resources
 from controller.model import (
     Attachment,
