@@ -20,9 +20,9 @@ import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from controller import drivers, options
+from controller import drivers, options, resources
 from controller.errors import UserError
-from controller.firewall import render
+from controller.firewall import nftables, render
 from controller.model import ContainerTarget, EndpointTarget, NetworkTarget, Protocol, Target
 
 HOST = "host"
@@ -48,11 +48,23 @@ class Verdict:
     steps: list[str] = field(default_factory=list)  # hop by hop
     reasons: list[str] = field(default_factory=list)  # what decides, by the manifest setting
     notes: list[str] = field(default_factory=list)  # drift and other things to know
+    # the kernel objects a "reachable" rests on: (resource key, what it is), for `with_kernel`
+    depends: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {"source": self.source, "destination": self.destination, "port": self.port,
                 "protocol": self.protocol, "reachable": self.reachable, "resolved": self.resolved,
                 "steps": self.steps, "reasons": self.reasons, "notes": self.notes}
+
+
+def with_kernel(v: Verdict, missing: Collection[str]) -> Verdict:
+    """The verdict for the kernel as it is: what the path rests on and the kernel lacks (the
+    plan would create it) blocks it, whatever the applied state says."""
+    gone = [what for key, what in v.depends if key in missing]
+    if v.reachable and gone:
+        v.reachable = False
+        v.reasons = [f"{what} is missing in the kernel (drift: `netctl apply` restores it)" for what in gone]
+    return v
 
 
 def parse_destination(text: str) -> tuple[str, int | None, Protocol]:
@@ -323,12 +335,19 @@ def _to_outside(target: Target, src: Place, dst: Place, v: Verdict) -> None:
     net = _network(target, out.network)
     v.steps.append(f"{c.name} {out.ifname} -> default route via {out.gateway4} ({net.name}) -> host -> "
                    f"{dst.address}")
+    _default_route(c, dst.address, v)
     if net.option_bool(options.MASQUERADE, True):
         v.steps.append(f"masqueraded as the host's address on the way out (enable_ip_masquerade, {net.name})")
     else:
         v.notes.append(f"enable_ip_masquerade is false on {net.name}: replies need a route back to it")
     v.reasons.append(f"{net.name} is not internal: traffic may leave the host")
     v.reachable = True
+
+
+def _default_route(c: ContainerTarget, address: str | None, v: Verdict) -> None:
+    six = bool(address) and ":" in str(address)
+    v.depends.append((resources.route_key(c.netns, "default6" if six else "default"),
+                      f"{c.name}'s default route{' (IPv6)' if six else ''}"))
 
 
 def _to_host(target: Target, src: Place, dst: Place, port: int | None, proto: Protocol,
@@ -368,6 +387,8 @@ def _to_host(target: Target, src: Place, dst: Place, port: int | None, proto: Pr
             if _way_out(target, c) is None:
                 refused.append(f"{c.name} has no route to the host's addresses (internal networks only)")
                 continue
+            if not (address and _is_gateway(target, address)):
+                _default_route(c, address, v)
         owner = _owner_of(target, p.container_ip)
         v.steps.append(f"DNAT {address or bound}:{port}/{proto.value} -> {p.container_ip}:{p.container_port} "
                        f"({owner.name if owner else '?'}, published on {bound})")
@@ -376,6 +397,7 @@ def _to_host(target: Target, src: Place, dst: Place, port: int | None, proto: Pr
             v.steps.append("hairpin: masqueraded so that the reply comes back through the bridge")
         v.reasons.append(f"port {port}/{proto.value} of {owner.name if owner else p.container_ip} "
                          f"is published on {bound}")
+        v.depends.append((nftables.dnat_element_key(target, p), f"the DNAT of {port}/{proto.value}"))
         v.reachable = True
         return
     v.reasons.extend(refused)

@@ -51,11 +51,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     from controller import explain
     from controller.firewall.backend import is_rule
+    from controller.model import Op
 
     with session(args) as s:
         outcome = s.current()
     verdict = explain.explain(outcome.target, args.source, args.destination, _host_addresses())
     actions = outcome.plan.actions
+    # the kernel as it is: a route or DNAT the path needs and the plan would create is missing
+    explain.with_kernel(verdict, {a.resource.key for a in actions if a.op is Op.CREATE})
     if actions:
         rules = sum(1 for a in actions if is_rule(a.resource.kind))
         verdict.notes.append(

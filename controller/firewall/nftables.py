@@ -312,6 +312,19 @@ def _runs(published: Sequence[render.Published]) -> list[Run]:
     return out
 
 
+def dnat_element_key(target: Target, published: render.Published) -> str:
+    """The key of the DNAT element that carries `published` (its run's, for a run of ports)."""
+    version = 6 if ":" in published.container_ip else 4
+    for run in _runs(render.published(target, version)):
+        p = run.first
+        same = (p.host_ip, p.protocol, p.container_ip) == (published.host_ip, published.protocol,
+                                                             published.container_ip)
+        if same and p.host_port <= published.host_port <= run.last_port:
+            dnat = [r for r in _published_elements(str(version), run) if r.attrs["set"].startswith("dnat")]
+            return dnat[0].key
+    return ""
+
+
 def _published_elements(v: str, run: Run) -> Iterator[Resource]:
     p = run.first
     proto, host_ports, ports = p.protocol.value, run.ports(True), run.ports(False)

@@ -82,10 +82,10 @@ def test_explain_agrees_with_real_packets(lab: tuple[SandboxHost, SandboxHost]) 
         if verdicts[f"{src} {dst}"] != real:
             wrong.append(f"{src} -> {dst}: explain says {verdicts[f'{src} {dst}']}, packets say {real}")
     assert len(asked) > 100 and not wrong, "\n".join(wrong)
-    _the_cli_answers_with_reasons_exit_codes_and_drift(host)
+    _the_cli_answers_with_reasons_exit_codes_and_drift(host, outside)
 
 
-def _the_cli_answers_with_reasons_exit_codes_and_drift(host: SandboxHost) -> None:
+def _the_cli_answers_with_reasons_exit_codes_and_drift(host: SandboxHost, outside: SandboxHost) -> None:
     blocked = host.netctl("explain", "f1", f"10.10.2.10:{PORT}", check=False)
     assert blocked.returncode == 1
     assert "isolated: front and back are different bridge networks" in blocked.stdout
@@ -95,7 +95,20 @@ def _the_cli_answers_with_reasons_exit_codes_and_drift(host: SandboxHost) -> Non
     assert any("enable_icc is false on quiet" in r for r in verdict["reasons"])
     bad = host.netctl("explain", "f1", "nosuch:80", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
-    # a rule deleted by hand: the verdict is the applied state's, and explain says the kernel differs
+    # a DNAT deleted by hand, a default route deleted in a container: the verdict is the
+    # kernel's, the packets agree, and an apply brings both back
     host.run(["nft", "delete element inet netctl dnat4any { tcp . 8080 }"])
+    host.exec("f1", "ip route del default")
     drift = host.netctl("explain", OUT_IP, f"{A_IP}:8080", check=False)
+    assert drift.returncode == 1, drift.stdout
+    assert "the DNAT of 8080/tcp is missing in the kernel" in drift.stdout
     assert "the kernel differs from what was applied" in drift.stdout and "firewall" in drift.stdout
+    routeless = host.netctl("explain", "f1", f"{OUT_IP}:{PORT}", check=False)
+    assert routeless.returncode == 1 and "f1's default route is missing in the kernel" in routeless.stdout
+    assert probe(outside, "tcp", [("-", A_IP, 8080)])[f"->{A_IP}:8080"] is None
+    assert probe(host, "tcp", [("f1", OUT_IP, PORT)])[f"f1>{OUT_IP}:{PORT}"] is None
+    host.netctl("apply", "-f", "/tmp/matrix.yaml")
+    assert host.netctl("explain", OUT_IP, f"{A_IP}:8080", check=False).returncode == 0
+    assert host.netctl("explain", "f1", f"{OUT_IP}:{PORT}", check=False).returncode == 0
+    assert probe(outside, "tcp", [("-", A_IP, 8080)])[f"->{A_IP}:8080"] is not None
+    assert probe(host, "tcp", [("f1", OUT_IP, PORT)])[f"f1>{OUT_IP}:{PORT}"] is not None

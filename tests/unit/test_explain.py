@@ -8,8 +8,9 @@ import dataclasses
 import pytest
 from topologies import DEFAULT_BRIDGE, container, network, resolved, spec
 
+from controller import resources
 from controller.errors import UserError
-from controller.explain import Verdict, explain, parse_destination
+from controller.explain import Verdict, explain, parse_destination, with_kernel
 from controller.model import Attachment, Link, PortSpec, Protocol, Target
 
 ICC_OFF = {"com.docker.network.bridge.enable_icc": "false"}
@@ -115,3 +116,19 @@ def test_destinations_parse_and_bad_input_is_a_user_error() -> None:
     for src, dst in (("nosuch", "f1"), ("f1", "nosuch:80"), ("f1", "f2:99999"), ("f1", "f2:80/icmp")):
         with pytest.raises(UserError):
             explain(t, src, dst)
+
+
+def test_what_the_kernel_lacks_blocks_a_path_that_rests_on_it() -> None:
+    t = topology()
+    f1 = next(c for c in t.containers if c.name == "f1")
+    out = explain(t, "f1", "198.18.0.2:80")
+    assert (resources.route_key(f1.netns, "default"), "f1's default route") in out.depends
+    assert with_kernel(out, {"unrelated"}).reachable
+    broken = with_kernel(explain(t, "f1", "198.18.0.2:80"), {resources.route_key(f1.netns, "default")})
+    assert not broken.reachable and broken.reasons == [
+        "f1's default route is missing in the kernel (drift: `netctl apply` restores it)"]
+    published = explain(t, "198.18.0.2", "198.18.0.1:8080")
+    assert ("nft:element/dnat4any/tcp . 8080", "the DNAT of 8080/tcp") in published.depends
+    assert not with_kernel(published, {"nft:element/dnat4any/tcp . 8080"}).reachable
+    # on the same network nothing goes through a default route
+    assert explain(t, "f1", "f2").depends == []
