@@ -164,8 +164,10 @@ class Nftables:
         self._seen = {r.key: r for r in seen}  # returncode != 0: no such table
         # a commit between `now` and the read: recorded at `now`, the next observe reads again
         self._generation = now
-        if now is not None:
+        if now is not None and self._seen:
             self._known.snapshot(now, self._seen)
+        else:  # no table (an iptables host, or all deleted): nothing to keep in the state dir
+            self._known.forget()
         return seen
 
     def apply(self, actions: Sequence[Action]) -> int:
@@ -194,7 +196,10 @@ class Nftables:
             self._forget()
             return 1
         self._generation = now
-        self._known.append(before, now, added, removed, self._seen)
+        if self._seen:
+            self._known.append(before, now, added, removed, self._seen)
+        else:
+            self._known.forget()  # the table is gone: so is its record
         return 1
 
     def _forget(self) -> None:
