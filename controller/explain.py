@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from controller import drivers, options, resources
 from controller.errors import UserError
 from controller.firewall import nftables, render
+from controller.firewall.foreign import Flow, Walk
 from controller.model import ContainerTarget, EndpointTarget, NetworkTarget, Protocol, Target
 
 HOST = "host"
@@ -50,11 +51,27 @@ class Verdict:
     notes: list[str] = field(default_factory=list)  # drift and other things to know
     # the kernel objects a "reachable" rests on: (resource key, what it is), for `with_kernel`
     depends: list[tuple[str, str]] = field(default_factory=list)
+    flow: Flow | None = None  # the packet as the forward hook sees it, if it is forwarded
 
     def as_dict(self) -> dict[str, object]:
         return {"source": self.source, "destination": self.destination, "port": self.port,
                 "protocol": self.protocol, "reachable": self.reachable, "resolved": self.resolved,
                 "steps": self.steps, "reasons": self.reasons, "notes": self.notes}
+
+
+def with_foreign(v: Verdict, walk: Walk) -> Verdict:
+    """What rules netctl does not own do to the packet (firewall/foreign.py's walk)."""
+    d = walk.decision
+    if d is not None and d.verdict == "DROP":
+        if v.reachable:
+            v.reachable = False
+            v.reasons = [f"a rule netctl does not own drops it first: {d.where}"]
+        else:
+            v.notes.append(f"a rule netctl does not own drops it too: {d.where}")
+    elif d is not None:
+        v.notes.append(f"{d.where} accepts it before netctl's chain: netctl's rules are not consulted")
+    v.notes += [f"{where} may match (not evaluated)" for where in walk.unsure or ()]
+    return v
 
 
 def with_kernel(v: Verdict, missing: Collection[str]) -> Verdict:
@@ -260,6 +277,8 @@ def _between_containers(target: Target, src: ContainerTarget, dst: Place, port: 
         src_ip = str(sep.ipv6.ip if sep.ipv6 else "") if v6 else str(sep.ipv4.ip if sep.ipv4 else "")
         v.steps.append(f"{src.name} {sep.ifname} {src_ip} -> bridge {net.device} ({net.name}) -> "
                        f"{other.name} {dep.ifname} {dst.address}")
+        if drivers.get(net.driver).firewalled and src_ip:  # bridged, through the forward hook
+            v.flow = Flow(src_ip, dst.address, proto.value, port, iif=net.device, oif=net.device)
         if not drivers.get(net.driver).firewalled or net.option_bool(options.ICC, True):
             v.reasons.append(f"{src.name} and {other.name} are both on {net.name}")
             v.reachable = True
@@ -336,12 +355,34 @@ def _to_outside(target: Target, src: Place, dst: Place, v: Verdict) -> None:
     v.steps.append(f"{c.name} {out.ifname} -> default route via {out.gateway4} ({net.name}) -> host -> "
                    f"{dst.address}")
     _default_route(c, dst.address, v)
+    assert dst.address is not None
+    v.flow = Flow(_address_of(out, dst.address), dst.address, v.protocol, v.port, iif=net.device)
     if net.option_bool(options.MASQUERADE, True):
         v.steps.append(f"masqueraded as the host's address on the way out (enable_ip_masquerade, {net.name})")
     else:
         v.notes.append(f"enable_ip_masquerade is false on {net.name}: replies need a route back to it")
     v.reasons.append(f"{net.name} is not internal: traffic may leave the host")
     v.reachable = True
+
+
+def _address_of(ep: EndpointTarget, towards: str) -> str:
+    iface = ep.ipv6 if ":" in towards else ep.ipv4
+    return str(iface.ip) if iface is not None else ""
+
+
+def _published_flow(target: Target, src: Place, p: render.Published) -> Flow | None:
+    """After DNAT: to the container's address and port, out through its bridge."""
+    if src.kind == "outside":
+        return Flow(src.name, p.container_ip, p.protocol.value, p.container_port, oif=p.bridge)
+    if src.kind != "container":
+        return None  # the host's own connection: OUTPUT, not FORWARD
+    c = _container(target, src.name)
+    out = _way_out(target, c)
+    if out is None:
+        return None
+    net = _network(target, out.network)
+    return Flow(_address_of(out, p.container_ip), p.container_ip, p.protocol.value, p.container_port,
+                iif=net.device, oif=p.bridge)
 
 
 def _default_route(c: ContainerTarget, address: str | None, v: Verdict) -> None:
@@ -398,6 +439,7 @@ def _to_host(target: Target, src: Place, dst: Place, port: int | None, proto: Pr
         v.reasons.append(f"port {port}/{proto.value} of {owner.name if owner else p.container_ip} "
                          f"is published on {bound}")
         v.depends.append((nftables.dnat_element_key(target, p), f"the DNAT of {port}/{proto.value}"))
+        v.flow = _published_flow(target, src, p)
         v.reachable = True
         return
     v.reasons.extend(refused)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.cli.common import examples_parser, session
 from controller.errors import UserError
+
+if TYPE_CHECKING:
+    from controller.firewall.foreign import Flow
+    from controller.kernel.rtdump import Dump
 
 GRAPH = """\
 examples:
@@ -50,15 +54,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
     import json
 
     from controller import explain
+    from controller.firewall import foreign
+    from controller.firewall.backend import current as current_backend
     from controller.firewall.backend import is_rule
+    from controller.kernel import rtdump
     from controller.model import Op
 
     with session(args) as s:
         outcome = s.current()
-    verdict = explain.explain(outcome.target, args.source, args.destination, _host_addresses())
+        backend = current_backend().name
+    host = rtdump.dump(None)
+    addresses = [a.address for a in host.addresses if a.address]
+    verdict = explain.explain(outcome.target, args.source, args.destination, addresses)
     actions = outcome.plan.actions
     # the kernel as it is: a route or DNAT the path needs and the plan would create is missing
     explain.with_kernel(verdict, {a.resource.key for a in actions if a.op is Op.CREATE})
+    if verdict.flow is not None:  # and what the rest of the host's firewall does to the packet
+        flow = _with_interfaces(verdict.flow, host)
+        ours = backend == "iptables"  # its FORWARD jump: the rules above it decide first
+        walk = foreign.first_decision(flow, _filter_chains(flow.src), netctl_owns_forward=ours)
+        explain.with_foreign(verdict, walk)
     if actions:
         rules = sum(1 for a in actions if is_rule(a.resource.kind))
         verdict.notes.append(
@@ -107,11 +122,44 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _host_addresses() -> list[str]:
-    """The host's own addresses, from the kernel (the uplink's are in no manifest)."""
-    from controller.kernel import rtdump
+def _with_interfaces(flow: Flow, host: Dump) -> Flow:
+    """The flow's interfaces the target cannot know (the uplink): the host's route to the
+    other end, as the kernel would pick it (longest prefix)."""
+    import dataclasses
+    import ipaddress
 
-    return [a.address for a in rtdump.dump(None, routes=False).addresses if a.address]
+    def via(address: str) -> str | None:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return None
+        best: tuple[int, int] | None = None
+        for r in host.routes:
+            if r.family != (10 if ip.version == 6 else 2):
+                continue
+            net = ipaddress.ip_network(f"{r.dst or ('::' if ip.version == 6 else '0.0.0.0')}/{r.dst_len}",
+                                       strict=False)
+            if ip in net and (best is None or r.dst_len > best[0]):
+                best = (r.dst_len, r.oif)
+        link = host.links.get(best[1]) if best else None
+        return link.name if link else None
+
+    return dataclasses.replace(flow, iif=flow.iif or via(flow.src), oif=flow.oif or via(flow.dst))
+
+
+def _filter_chains(source: str) -> dict[str, list[str]]:
+    """iptables' filter table as `iptables-save` shows it (ip6tables' for an IPv6 flow)."""
+    import shutil
+    import subprocess
+
+    from controller.firewall import iptables
+
+    tool = "ip6tables-save" if ":" in source else "iptables-save"
+    if shutil.which(tool) is None:
+        return {}
+    text = subprocess.run([tool, "-t", "filter"], capture_output=True, text=True).stdout
+    table = iptables.parse_save(text).get("filter")
+    return table.chains if table else {}
 
 
 def _rendered(source: str, fmt: str) -> bytes:

@@ -5,10 +5,11 @@ which is the same for both (test_firewall checks that both backends enforce it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -31,21 +32,28 @@ print(json.dumps({f"{s} {d}": explain(target, s, d, mine).reachable for s, d in 
 """
 
 
-@pytest.fixture
-def lab(outside: SandboxHost) -> Iterator[tuple[SandboxHost, SandboxHost]]:
-    host = SandboxHost(firewall="nftables")
+@contextlib.contextmanager
+def matrix_lab(outside: SandboxHost, firewall: str, serving: Sequence[str]) -> Iterator[SandboxHost]:
+    """The firewall test topology on a host wired to `outside`, TCP servers on PORT."""
+    host = SandboxHost(firewall=firewall)
     servers: list[subprocess.Popen[str]] = []
     try:
         wire(host, outside, f"{A_IP}/24", f"{OUT_IP}/24")
         host.write("/tmp/matrix.yaml", MATRIX)
         host.netctl("apply", "-f", "/tmp/matrix.yaml")
-        servers = [serve(host, PORT, CONTAINERS), serve(outside, PORT, ["-"])]
-        yield host, outside
+        servers = [serve(host, PORT, serving), serve(outside, PORT, ["-"])]
+        yield host
     finally:
         for s in servers:
             s.kill()
             s.wait()
         host.close()
+
+
+@pytest.fixture
+def lab(outside: SandboxHost) -> Iterator[tuple[SandboxHost, SandboxHost]]:
+    with matrix_lab(outside, "nftables", CONTAINERS) as host:
+        yield host, outside
 
 
 def questions() -> list[tuple[str, str, str, int, str]]:
@@ -112,3 +120,23 @@ def _the_cli_answers_with_reasons_exit_codes_and_drift(host: SandboxHost, outsid
     assert host.netctl("explain", "f1", f"{OUT_IP}:{PORT}", check=False).returncode == 0
     assert probe(outside, "tcp", [("-", A_IP, 8080)])[f"->{A_IP}:8080"] is not None
     assert probe(host, "tcp", [("f1", OUT_IP, PORT)])[f"f1>{OUT_IP}:{PORT}"] is not None
+
+
+def test_a_foreign_drop_in_forward_decides_first_and_explain_says_which(outside: SandboxHost) -> None:
+    """iptables backend: rules above netctl's FORWARD jump, and the user's NETCTL-USER chain."""
+    with matrix_lab(outside, "iptables", ["f1", "f2", "web"]) as host:
+        host.run(["iptables", "-I", "FORWARD", "-s", "10.10.1.10", "-j", "DROP"])
+        dropped = host.netctl("explain", "f1", f"{OUT_IP}:{PORT}", check=False)
+        assert dropped.returncode == 1, dropped.stdout
+        assert "a rule netctl does not own drops it first: FORWARD, rule 1 (-s 10.10.1.10/32 -j DROP)" \
+            in dropped.stdout
+        assert host.netctl("explain", "f2", f"{OUT_IP}:{PORT}", check=False).returncode == 0
+        got = probe(host, "tcp", [("f1", OUT_IP, PORT), ("f2", OUT_IP, PORT)])
+        assert got[f"f1>{OUT_IP}:{PORT}"] is None and got[f"f2>{OUT_IP}:{PORT}"] is not None
+        # the user's chain (Docker's DOCKER-USER): a published port closed from outside
+        host.run(["iptables", "-A", "NETCTL-USER", "-p", "tcp", "-d", "10.10.1.30", "--dport", str(PORT),
+                  "-j", "DROP"])
+        closed = host.netctl("explain", OUT_IP, f"{A_IP}:8080", check=False)
+        assert closed.returncode == 1 and "NETCTL-USER, rule 1" in closed.stdout, closed.stdout
+        assert probe(outside, "tcp", [("-", A_IP, 8080)])[f"->{A_IP}:8080"] is None
+        assert host.netctl("plan").stdout.strip() == "no changes"  # the user's rules are not drift
