@@ -70,7 +70,7 @@ def with_foreign(v: Verdict, walk: Walk) -> Verdict:
             v.notes.append(f"a rule netctl does not own drops it too: {d.where}")
     elif d is not None:
         v.notes.append(f"{d.where} accepts it before netctl's chain: netctl's rules are not consulted")
-    v.notes += [f"{where} may match (not evaluated)" for where in walk.unsure or ()]
+    v.notes += [f"{where} may match (not evaluated)" for where in walk.unsure]
     return v
 
 

@@ -252,8 +252,8 @@ _CLASSES: dict[str, type[Iptables] | type[Nftables]] = {"iptables": Iptables, "n
 
 @dataclass
 class _Selection:
-    """One command's (or one reconcile's) backends: fresh instances, so that what a backend
-    learns during a converge (nftables: the transaction it committed) ends with it."""
+    """One command's (or one reconcile's) backends: fresh instances; what outlives a converge
+    is only nftables' record of its table, trusted while the ruleset's generation matches."""
 
     backends: dict[str, Backend]
     current: Backend

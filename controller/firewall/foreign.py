@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.firewall import render
 
@@ -45,13 +45,13 @@ class Decision:
 @dataclass
 class Walk:
     decision: Decision | None = None
-    unsure: list[str] | None = None  # rules that may match: not evaluated
+    unsure: list[str] = field(default_factory=list)  # rules that may match: not evaluated
 
 
 def first_decision(flow: Flow, chains: Mapping[str, Sequence[str]], netctl_owns_forward: bool) -> Walk:
     """What FORWARD does to `flow` before netctl's own chain would (iptables backend:
     `netctl_owns_forward`) or besides it (nftables backend)."""
-    walk = Walk(unsure=[])
+    walk = Walk()
     _walk(flow, chains, "FORWARD", netctl_owns_forward, walk, depth=0)
     return walk
 
@@ -59,7 +59,6 @@ def first_decision(flow: Flow, chains: Mapping[str, Sequence[str]], netctl_owns_
 def _walk(flow: Flow, chains: Mapping[str, Sequence[str]], name: str, ours: bool, walk: Walk,
           depth: int) -> bool:
     """True when the walk ended (a decision, or netctl's chain reached)."""
-    assert walk.unsure is not None
     for number, rule in enumerate(chains.get(name, ()), 1):
         words = _words(rule)
         target = _target(words)
